@@ -1,0 +1,21 @@
+/* gst-matrixrtc
+ * Copyright (C) 2026 The gst-matrixrtc authors
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+
+#ifndef __GST_MATRIXRTC_ELEMENTS_H__
+#define __GST_MATRIXRTC_ELEMENTS_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+/* One GST_ELEMENT_REGISTER_DECLARE per element, as each element lands. */
+
+G_END_DECLS
+
+#endif /* __GST_MATRIXRTC_ELEMENTS_H__ */

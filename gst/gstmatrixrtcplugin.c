@@ -1,0 +1,38 @@
+/* gst-matrixrtc
+ * Copyright (C) 2026 The gst-matrixrtc authors
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+
+/**
+ * plugin-matrixrtc:
+ *
+ * Elements that make a pipeline a MatrixRTC call participant: they join a
+ * call slot in a Matrix room, publish and receive media through the LiveKit
+ * SFUs the members declare, and encrypt and decrypt frames end to end as
+ * Element Call does.
+ */
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstmatrixrtcelements.h"
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  gboolean ret = FALSE;
+
+  /* An element registered here is one that has landed; see gstmatrixrtcelements.h. */
+  ret = TRUE;
+
+  return ret;
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, matrixrtc,
+    "MatrixRTC call participant elements (Matrix + LiveKit + end-to-end encryption)",
+    plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
