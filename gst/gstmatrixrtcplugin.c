@@ -23,7 +23,7 @@
 #include "gstmatrixrtcelements.h"
 
 static gboolean
-plugin_init (GstPlugin * plugin)
+plugin_init (GstPlugin *plugin)
 {
   gboolean ret = FALSE;
 
@@ -34,5 +34,6 @@ plugin_init (GstPlugin * plugin)
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, matrixrtc,
-    "MatrixRTC call participant elements (Matrix + LiveKit + end-to-end encryption)",
+    "MatrixRTC call participant elements (Matrix + LiveKit + end-to-end "
+    "encryption)",
     plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

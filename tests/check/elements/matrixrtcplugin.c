@@ -23,7 +23,8 @@ GST_START_TEST (test_plugin_loads)
   fail_unless (plugin != NULL, "plugin matrixrtc not found in the registry");
   fail_unless_equals_string (gst_plugin_get_name (plugin), "matrixrtc");
   fail_unless_equals_string (gst_plugin_get_version (plugin), VERSION);
-  fail_unless (gst_plugin_is_loaded (plugin) || gst_plugin_load (plugin) != NULL);
+  fail_unless (
+      gst_plugin_is_loaded (plugin) || gst_plugin_load (plugin) != NULL);
   gst_object_unref (plugin);
 }
 
@@ -38,8 +39,8 @@ GST_START_TEST (test_runtime_plugins_present)
 
   for (i = 0; factories[i] != NULL; i++) {
     GstElementFactory *f = gst_element_factory_find (factories[i]);
-    fail_unless (f != NULL, "element %s missing: run tests/env/install",
-        factories[i]);
+    fail_unless (
+        f != NULL, "element %s missing: run tests/env/install", factories[i]);
     gst_object_unref (f);
   }
 }
