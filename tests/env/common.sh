@@ -39,3 +39,14 @@ MATRIXRTC_APT_PACKAGES="meson ninja-build pkg-config gcc clang clang-format
 
 log () { printf '%s\n' "$*" >&2; }
 die () { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+MATRIXRTC_SERVICES="synapse sfu-a sfu-b jwt-a jwt-b"
+
+# running NAME: the process recorded in run/NAME.pid is alive and is one that tests/env/up started
+# (it carries this stack's directory in its environment).
+running () {
+  local pidfile="$MATRIXRTC_RUN_DIR/$1.pid" pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qF "$MATRIXRTC_STACK_DIR" "/proc/$pid/environ" 2>/dev/null
+}
