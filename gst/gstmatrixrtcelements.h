@@ -15,6 +15,12 @@
 G_BEGIN_DECLS
 
 /* One GST_ELEMENT_REGISTER_DECLARE per element, as each element lands. */
+GST_ELEMENT_REGISTER_DECLARE (matrixrtcframeenc);
+GST_ELEMENT_REGISTER_DECLARE (matrixrtcframedec);
+GST_ELEMENT_REGISTER_DECLARE (matrixrtcvp8pay);
+GST_ELEMENT_REGISTER_DECLARE (matrixrtcvp9pay);
+GST_ELEMENT_REGISTER_DECLARE (matrixrtch264pay);
+GST_ELEMENT_REGISTER_DECLARE (matrixrtch265pay);
 
 G_END_DECLS
 

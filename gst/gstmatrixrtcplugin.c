@@ -28,6 +28,12 @@ plugin_init (GstPlugin *plugin)
   gboolean ret = FALSE;
 
   /* An element registered here is one that has landed; see gstmatrixrtcelements.h. */
+  ret |= GST_ELEMENT_REGISTER (matrixrtcframeenc, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcframedec, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcvp8pay, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcvp9pay, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtch264pay, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtch265pay, plugin);
   ret = TRUE;
 
   return ret;
