@@ -24,8 +24,10 @@ value_to_string (const GValue *value)
     return g_value_dup_string (value);
   if (G_VALUE_HOLDS_BOOLEAN (value))
     return g_strdup (g_value_get_boolean (value) ? "true" : "false");
-  if (G_VALUE_HOLDS_BOXED (value) || G_VALUE_HOLDS_OBJECT (value))
-    return g_value_get_pointer (value) ? gst_value_serialize (value) : NULL;
+  if (G_VALUE_HOLDS_BOXED (value))
+    return g_value_get_boxed (value) ? gst_value_serialize (value) : NULL;
+  if (G_VALUE_HOLDS_OBJECT (value))
+    return NULL;
   return gst_value_serialize (value);
 }
 
