@@ -1,0 +1,1421 @@
+/* gst-matrixrtc
+ * Copyright (C) 2026 The gst-matrixrtc authors
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+
+/* The MatrixRTC session glue: follows one slot of one room through the
+ * client's sync loop (MrtcCallState does the thinking) and manages our own
+ * membership with a leave guarantee: a delayed leave (MSC4140) scheduled
+ * before the join and restarted on a timer, rescheduled on M_NOT_FOUND and
+ * fired on a clean leave. Everything but the blocking entry points runs on
+ * the client's thread. */
+
+#include "mrtcsession.h"
+
+#include <string.h>
+
+#define NOTIFICATION_LIFETIME_MS 30000
+
+struct _MrtcSession
+{
+  GObject parent;
+
+  MrtcClient *client;
+  gchar *room_id;
+  gchar *slot_id;
+  MrtcSessionConfig config;
+
+  /* client thread */
+  MrtcCallState *state;
+  gulong sync_handler;
+  gboolean started;
+  GCancellable *cancel;
+  GSource *expiry_timer;
+  GSource *restart_timer;
+  GSource *refresh_timer;
+  gboolean restart_in_flight;
+  gboolean joining;
+  gboolean leaving;
+  gboolean delayed_legacy_form;
+  gchar *state_key;  /* legacy */
+  gint64 created_ts; /* legacy: time of our first send */
+  gint64 last_send_ts;
+  gchar *own_event_id;
+
+  /* snapshots, under lock */
+  GMutex lock;
+  GPtrArray *members;
+  gboolean joined;
+  MrtcMembershipFormat joined_format;
+  gchar *member_id;
+  gchar *delay_id;
+  MrtcSlotStatus slot_status;
+  guint restart_count;
+  guint reschedule_count;
+  guint rejoin_count;
+};
+
+enum
+{
+  SIGNAL_MEMBER_JOINED,
+  SIGNAL_MEMBER_UPDATED,
+  SIGNAL_MEMBER_LEFT,
+  SIGNAL_LEFT,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
+G_DEFINE_TYPE (MrtcSession, mrtc_session, G_TYPE_OBJECT);
+
+GQuark
+mrtc_session_error_quark (void)
+{
+  return g_quark_from_static_string ("mrtc-session-error-quark");
+}
+
+void
+mrtc_session_config_init (MrtcSessionConfig *config)
+{
+  memset (config, 0, sizeof (*config));
+  config->format = MRTC_MEMBERSHIP_FORMAT_AUTO;
+  config->delayed_leave_ms = 18000;
+  config->delayed_leave_restart_ms = 4000;
+  config->restart_timeout_ms = 2000;
+  config->sticky_duration_ms = MRTC_STICKY_MAX_DURATION_MS;
+  config->legacy_expires_ms = MRTC_LEGACY_DEFAULT_EXPIRES_MS;
+}
+
+void
+mrtc_session_config_clear (MrtcSessionConfig *config)
+{
+  g_clear_pointer (&config->call_intent, g_free);
+  g_clear_pointer (&config->notification_type, g_free);
+  g_clear_pointer (&config->transport, json_object_unref);
+}
+
+static void
+config_copy (MrtcSessionConfig *dst, const MrtcSessionConfig *src)
+{
+  mrtc_session_config_clear (dst);
+  *dst = *src;
+  dst->call_intent = g_strdup (src->call_intent);
+  dst->notification_type = g_strdup (src->notification_type);
+  dst->transport
+      = src->transport != NULL ? json_object_ref (src->transport) : NULL;
+}
+
+static void
+destroy_source (GSource **source)
+{
+  if (*source != NULL) {
+    g_source_destroy (*source);
+    g_source_unref (*source);
+    *source = NULL;
+  }
+}
+
+static void
+mrtc_session_init (MrtcSession *session)
+{
+  g_mutex_init (&session->lock);
+  session->members
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)mrtc_member_unref);
+  session->cancel = g_cancellable_new ();
+  mrtc_session_config_init (&session->config);
+}
+
+static void
+mrtc_session_finalize (GObject *object)
+{
+  MrtcSession *session = MRTC_SESSION (object);
+
+  g_cancellable_cancel (session->cancel);
+  g_object_unref (session->cancel);
+  destroy_source (&session->expiry_timer);
+  destroy_source (&session->restart_timer);
+  destroy_source (&session->refresh_timer);
+  if (session->sync_handler != 0)
+    g_signal_handler_disconnect (session->client, session->sync_handler);
+  g_object_unref (session->client);
+  mrtc_call_state_free (session->state);
+  mrtc_session_config_clear (&session->config);
+  g_free (session->room_id);
+  g_free (session->slot_id);
+  g_free (session->state_key);
+  g_free (session->own_event_id);
+  g_ptr_array_unref (session->members);
+  g_free (session->member_id);
+  g_free (session->delay_id);
+  g_mutex_clear (&session->lock);
+  G_OBJECT_CLASS (mrtc_session_parent_class)->finalize (object);
+}
+
+static void
+mrtc_session_class_init (MrtcSessionClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+
+  gobject_class->finalize = mrtc_session_finalize;
+
+  /**
+   * MrtcSession::member-joined:
+   * @member: the member (MrtcMember: user, device, member id, transports and
+   *   LiveKit identity)
+   */
+  signals[SIGNAL_MEMBER_JOINED] = g_signal_new ("member-joined",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 1, MRTC_TYPE_MEMBER);
+  /**
+   * MrtcSession::member-updated:
+   * @member: the member's new membership
+   */
+  signals[SIGNAL_MEMBER_UPDATED] = g_signal_new ("member-updated",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 1, MRTC_TYPE_MEMBER);
+  /**
+   * MrtcSession::member-left:
+   * @member: the membership that ended
+   * @reason: its leave reason code, "expired", "slot_closed", "not_in_room"
+   *   or "left"
+   */
+  signals[SIGNAL_MEMBER_LEFT] = g_signal_new ("member-left",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 2, MRTC_TYPE_MEMBER, G_TYPE_STRING);
+  /**
+   * MrtcSession::left:
+   * @reason: why our own membership ended ("leave", "slot_closed", ...)
+   */
+  signals[SIGNAL_LEFT] = g_signal_new ("left", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static gint64
+session_clock (gpointer data)
+{
+  return g_get_real_time () / 1000;
+}
+
+MrtcSession *
+mrtc_session_new (
+    MrtcClient *client, const gchar *room_id, const gchar *slot_id)
+{
+  MrtcSession *session;
+
+  g_return_val_if_fail (MRTC_IS_CLIENT (client), NULL);
+  g_return_val_if_fail (room_id != NULL, NULL);
+
+  session = g_object_new (MRTC_TYPE_SESSION, NULL);
+  session->client = g_object_ref (client);
+  session->room_id = g_strdup (room_id);
+  session->slot_id
+      = g_strdup (slot_id != NULL ? slot_id : MRTC_DEFAULT_SLOT_ID);
+  session->state
+      = mrtc_call_state_new (room_id, session->slot_id, session_clock, NULL);
+  return session;
+}
+
+typedef struct
+{
+  MrtcSession *session;
+  MrtcSessionConfig config;
+} ConfigUpdate;
+
+static void
+config_update_free (ConfigUpdate *cu)
+{
+  mrtc_session_config_clear (&cu->config);
+  g_object_unref (cu->session);
+  g_free (cu);
+}
+
+static gboolean
+apply_config (gpointer data)
+{
+  ConfigUpdate *cu = data;
+
+  config_copy (&cu->session->config, &cu->config);
+  return G_SOURCE_REMOVE;
+}
+
+void
+mrtc_session_set_config (MrtcSession *session, const MrtcSessionConfig *config)
+{
+  ConfigUpdate *cu;
+
+  g_return_if_fail (MRTC_IS_SESSION (session));
+  g_return_if_fail (config != NULL);
+  /* The config is read on the client's thread only: apply it there, in
+   * order with the joins and updates posted after it. */
+  cu = g_new0 (ConfigUpdate, 1);
+  cu->session = g_object_ref (session);
+  config_copy (&cu->config, config);
+  if (g_main_context_is_owner (mrtc_client_get_context (session->client))) {
+    apply_config (cu);
+    config_update_free (cu);
+    return;
+  }
+  mrtc_client_invoke (
+      session->client, apply_config, cu, (GDestroyNotify)config_update_free);
+}
+
+/* Blocking operations: run @func on the client's thread, wait for
+ * op_complete(). */
+
+typedef struct
+{
+  MrtcSession *session;
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  gboolean blocking;
+  GError *error;
+  gchar *reason;
+  gboolean open;
+  JsonArray *room_state;
+  gint64 delay_ms;
+} Op;
+
+static Op *
+op_new (MrtcSession *session, gboolean blocking)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->session = g_object_ref (session);
+  op->blocking = blocking;
+  g_mutex_init (&op->lock);
+  g_cond_init (&op->cond);
+  return op;
+}
+
+static void
+op_free (Op *op)
+{
+  g_object_unref (op->session);
+  g_mutex_clear (&op->lock);
+  g_cond_clear (&op->cond);
+  g_clear_error (&op->error);
+  g_free (op->reason);
+  if (op->room_state != NULL)
+    json_array_unref (op->room_state);
+  g_free (op);
+}
+
+/* Takes @error. Blocking ops wake their caller (who frees); the others are
+ * freed here. */
+static void
+op_complete (Op *op, GError *error)
+{
+  if (!op->blocking) {
+    if (error != NULL)
+      g_info ("%s", error->message);
+    g_clear_error (&error);
+    op_free (op);
+    return;
+  }
+  g_mutex_lock (&op->lock);
+  op->error = error;
+  op->done = TRUE;
+  g_cond_signal (&op->cond);
+  g_mutex_unlock (&op->lock);
+}
+
+static gboolean
+op_run (Op *op, GSourceFunc func, GError **error)
+{
+  MrtcSession *session = op->session;
+  gboolean ok;
+
+  mrtc_client_invoke (session->client, func, op, NULL);
+  g_mutex_lock (&op->lock);
+  while (!op->done)
+    g_cond_wait (&op->cond, &op->lock);
+  g_mutex_unlock (&op->lock);
+  ok = op->error == NULL;
+  if (!ok)
+    g_propagate_error (error, g_steal_pointer (&op->error));
+  op_free (op);
+  return ok;
+}
+
+static gboolean
+check_thread (MrtcSession *session, GError **error)
+{
+  if (g_main_context_is_owner (mrtc_client_get_context (session->client))) {
+    g_set_error (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_WRONG_THREAD,
+        "blocking session call on the client's thread");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+call (MrtcSession *session, MrtcRequest *req, GAsyncReadyCallback cb,
+    gpointer data)
+{
+  mrtc_client_call_async (session->client, req, session->cancel, cb, data);
+}
+
+/* Member tracking */
+
+static void schedule_expiry (MrtcSession *session);
+static gboolean member_present (MrtcSession *session);
+static void rejoin (MrtcSession *session);
+static void on_cancelled_ignore (
+    GObject *source, GAsyncResult *result, gpointer data);
+
+static gboolean
+is_own_member (MrtcSession *session, MrtcMember *m)
+{
+  return g_strcmp0 (m->user_id, mrtc_client_get_user_id (session->client)) == 0
+         && g_strcmp0 (
+                m->device_id, mrtc_client_get_device_id (session->client))
+                == 0;
+}
+static void leave_async (MrtcSession *session, const gchar *reason, Op *op);
+
+static void
+process_update (MrtcSession *session)
+{
+  g_autoptr (GPtrArray) changes = mrtc_call_state_update (session->state);
+  GPtrArray *members = mrtc_call_state_get_members (session->state);
+  MrtcSlotStatus slot = mrtc_call_state_get_slot_status (session->state);
+  gboolean joined, lost_own = FALSE;
+  guint i;
+
+  g_mutex_lock (&session->lock);
+  g_ptr_array_set_size (session->members, 0);
+  for (i = 0; i < members->len; i++)
+    g_ptr_array_add (
+        session->members, mrtc_member_ref (g_ptr_array_index (members, i)));
+  session->slot_status = slot;
+  joined = session->joined;
+  g_mutex_unlock (&session->lock);
+
+  for (i = 0; i < changes->len; i++) {
+    MrtcMemberChange *c = g_ptr_array_index (changes, i);
+
+    g_debug ("room %s: %s %s (%s)", session->room_id,
+        c->kind == MRTC_MEMBER_CHANGE_JOINED    ? "joined"
+        : c->kind == MRTC_MEMBER_CHANGE_UPDATED ? "updated"
+                                                : "left",
+        c->member->user_id, c->member->device_id);
+    switch (c->kind) {
+      case MRTC_MEMBER_CHANGE_JOINED:
+        g_signal_emit (session, signals[SIGNAL_MEMBER_JOINED], 0, c->member);
+        break;
+      case MRTC_MEMBER_CHANGE_UPDATED:
+        g_signal_emit (session, signals[SIGNAL_MEMBER_UPDATED], 0, c->member);
+        break;
+      case MRTC_MEMBER_CHANGE_LEFT:
+        if (is_own_member (session, c->member))
+          lost_own = TRUE;
+        g_signal_emit (
+            session, signals[SIGNAL_MEMBER_LEFT], 0, c->member, c->reason);
+        break;
+    }
+  }
+
+  /* Our membership vanished while we mean to be in the call (our delayed
+   * leave fired, e.g. after a network outage): join again. */
+  if (lost_own && joined && !session->leaving && !session->joining
+      && slot != MRTC_SLOT_CLOSED && !member_present (session))
+    rejoin (session);
+
+  /* The slot closed under us: leave. */
+  if (joined && !session->leaving && slot == MRTC_SLOT_CLOSED) {
+    g_info (
+        "slot %s in %s closed: leaving", session->slot_id, session->room_id);
+    leave_async (session, "slot_closed", op_new (session, FALSE));
+  }
+  schedule_expiry (session);
+}
+
+static gboolean
+expiry_cb (gpointer data)
+{
+  MrtcSession *session = data;
+
+  g_clear_pointer (&session->expiry_timer, g_source_unref);
+  process_update (session);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_expiry (MrtcSession *session)
+{
+  gint64 deadline = mrtc_call_state_next_deadline (session->state);
+  gint64 now = g_get_real_time () / 1000;
+
+  destroy_source (&session->expiry_timer);
+  if (deadline == G_MAXINT64)
+    return;
+  session->expiry_timer
+      = g_timeout_source_new (CLAMP (deadline - now + 1, 0, G_MAXUINT));
+  g_source_set_callback (session->expiry_timer, expiry_cb, session, NULL);
+  g_source_attach (
+      session->expiry_timer, mrtc_client_get_context (session->client));
+}
+
+static void
+feed_array (MrtcSession *session, JsonArray *events)
+{
+  guint i;
+
+  for (i = 0; events != NULL && i < json_array_get_length (events); i++) {
+    JsonNode *n = json_array_get_element (events, i);
+
+    if (JSON_NODE_HOLDS_OBJECT (n))
+      mrtc_call_state_handle_event (session->state, json_node_get_object (n));
+  }
+}
+
+static void
+on_sync (MrtcClient *client, JsonObject *resp, gpointer data)
+{
+  MrtcSession *session = data;
+  JsonObject *room, *sticky;
+
+  room = mrtc_json_get_object (
+      mrtc_json_get_object (mrtc_json_get_object (resp, "rooms"), "join"),
+      session->room_id);
+  if (room == NULL) {
+    /* expiry is handled by the timer */
+    return;
+  }
+  feed_array (session,
+      mrtc_json_get_array (mrtc_json_get_object (room, "state"), "events"));
+  feed_array (session,
+      mrtc_json_get_array (mrtc_json_get_object (room, "timeline"), "events"));
+  sticky = mrtc_json_get_object (room, "msc4354_sticky");
+  if (sticky == NULL)
+    sticky = mrtc_json_get_object (room, "sticky");
+  feed_array (session, mrtc_json_get_array (sticky, "events"));
+  process_update (session);
+}
+
+typedef struct
+{
+  MrtcSession *session;
+  JsonObject *event;
+} FeedData;
+
+static void
+feed_data_free (FeedData *fd)
+{
+  g_object_unref (fd->session);
+  json_object_unref (fd->event);
+  g_free (fd);
+}
+
+static gboolean
+feed_cb (gpointer data)
+{
+  FeedData *fd = data;
+
+  if (fd->session->started) {
+    mrtc_call_state_handle_event (fd->session->state, fd->event);
+    process_update (fd->session);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void
+mrtc_session_feed_event (MrtcSession *session, JsonObject *event)
+{
+  FeedData *fd = g_new0 (FeedData, 1);
+
+  g_return_if_fail (MRTC_IS_SESSION (session));
+  g_return_if_fail (event != NULL);
+  fd->session = g_object_ref (session);
+  fd->event = json_object_ref (event);
+  mrtc_client_invoke (
+      session->client, feed_cb, fd, (GDestroyNotify)feed_data_free);
+}
+
+/* start */
+
+static gboolean
+start_cb (gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  g_autoptr (GPtrArray) sticky = NULL;
+  guint i;
+
+  if (session->started) {
+    op_complete (op, NULL);
+    return G_SOURCE_REMOVE;
+  }
+  session->started = TRUE;
+  feed_array (session, op->room_state);
+  sticky = mrtc_client_get_sticky_events (session->client, session->room_id);
+  for (i = 0; i < sticky->len; i++)
+    mrtc_call_state_handle_event (
+        session->state, g_ptr_array_index (sticky, i));
+  session->sync_handler = g_signal_connect (
+      session->client, "sync", G_CALLBACK (on_sync), session);
+  process_update (session);
+  op_complete (op, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+mrtc_session_start (MrtcSession *session, GError **error)
+{
+  Op *op;
+  JsonArray *room_state;
+
+  if (!check_thread (session, error))
+    return FALSE;
+  if (!mrtc_client_fetch_versions (session->client, error))
+    return FALSE;
+  room_state
+      = mrtc_client_get_room_state (session->client, session->room_id, error);
+  if (room_state == NULL) {
+    g_prefix_error (error, "cannot read the state of %s: ", session->room_id);
+    return FALSE;
+  }
+  op = op_new (session, TRUE);
+  op->room_state = room_state;
+  mrtc_client_start_sync (session->client, 10000);
+  return op_run (op, start_cb, error);
+}
+
+static gboolean
+stop_cb (gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+
+  destroy_source (&session->expiry_timer);
+  destroy_source (&session->restart_timer);
+  destroy_source (&session->refresh_timer);
+  if (session->sync_handler != 0) {
+    g_signal_handler_disconnect (session->client, session->sync_handler);
+    session->sync_handler = 0;
+  }
+  g_cancellable_cancel (session->cancel);
+  op_complete (op, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+void
+mrtc_session_stop (MrtcSession *session)
+{
+  if (!check_thread (session, NULL)) {
+    Op *op = op_new (session, FALSE);
+
+    stop_cb (op);
+    return;
+  }
+  op_run (op_new (session, TRUE), stop_cb, NULL);
+}
+
+/* Our membership */
+
+static JsonObject *
+own_join_content (MrtcSession *session)
+{
+  MrtcClient *client = session->client;
+  const gchar *user = mrtc_client_get_user_id (client);
+  const gchar *device = mrtc_client_get_device_id (client);
+
+  if (session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY)
+    return mrtc_build_sticky_join (user, device, session->member_id,
+        session->slot_id, session->config.transport,
+        session->config.call_intent);
+  else {
+    gint64 now = g_get_real_time () / 1000;
+    gint64 expires = session->config.legacy_expires_ms;
+
+    /* re-sends keep created_ts and grow expires past now */
+    if (session->created_ts > 0)
+      expires += now - session->created_ts;
+    return mrtc_build_legacy_join (user, device, session->slot_id,
+        session->config.transport, expires,
+        session->last_send_ts > 0 ? session->created_ts : 0,
+        session->config.call_intent);
+  }
+}
+
+static JsonObject *
+own_leave_content (MrtcSession *session, const gchar *reason)
+{
+  if (session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY)
+    return mrtc_build_sticky_leave (
+        session->member_id, session->slot_id, reason);
+  return mrtc_build_legacy_leave ();
+}
+
+static MrtcRequest *
+own_membership_request (
+    MrtcSession *session, JsonObject *content, gint64 delay_ms)
+{
+  if (session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY)
+    return mrtc_request_send_event (session->client, session->room_id,
+        MRTC_EVENT_RTC_MEMBER, content, session->config.sticky_duration_ms,
+        delay_ms);
+  return mrtc_request_send_state (session->room_id, MRTC_EVENT_LEGACY_MEMBER,
+      session->state_key, content, -1, delay_ms);
+}
+
+static void
+set_delay_id (MrtcSession *session, const gchar *delay_id)
+{
+  g_mutex_lock (&session->lock);
+  g_free (session->delay_id);
+  session->delay_id = g_strdup (delay_id);
+  g_mutex_unlock (&session->lock);
+}
+
+static gboolean member_present (MrtcSession *session);
+static void send_join (MrtcSession *session, Op *op);
+
+/* Delayed leave scheduling (join, reschedule) */
+
+static void
+on_delayed_scheduled (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  const gchar *delay_id = NULL;
+
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+    delay_id = mrtc_json_get_string (json_node_get_object (node), "delay_id");
+  if (delay_id != NULL) {
+    set_delay_id (session, delay_id);
+  } else if (error != NULL
+             && g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED)) {
+    session->joining = FALSE;
+    op_complete (op, g_steal_pointer (&error));
+    return;
+  } else {
+    /* No leave guarantee, but we can still take part. */
+    g_message ("room %s: no delayed leave (%s): a crash will leave a stale "
+               "membership until it expires",
+        session->room_id,
+        error != NULL ? error->message : "no delay_id in the response");
+    set_delay_id (session, NULL);
+  }
+  send_join (session, op);
+}
+
+static void
+schedule_delayed_leave (MrtcSession *session, Op *op)
+{
+  g_autoptr (JsonObject) content = own_leave_content (session, NULL);
+
+  call (session,
+      own_membership_request (
+          session, content, session->config.delayed_leave_ms),
+      on_delayed_scheduled, op);
+}
+
+/* Timers while joined */
+
+static void start_timers (MrtcSession *session);
+
+static void
+on_rescheduled (GObject *source, GAsyncResult *result, gpointer data)
+{
+  MrtcSession *session = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  const gchar *delay_id = NULL;
+
+  session->restart_in_flight = FALSE;
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+    delay_id = mrtc_json_get_string (json_node_get_object (node), "delay_id");
+  if (delay_id == NULL) {
+    if (error != NULL
+        && !g_error_matches (
+            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+      g_info ("rescheduling the delayed leave failed: %s", error->message);
+    g_object_unref (session);
+    return;
+  }
+  set_delay_id (session, delay_id);
+  g_mutex_lock (&session->lock);
+  session->reschedule_count++;
+  g_mutex_unlock (&session->lock);
+  /* If the old delayed leave fired, our membership is gone: send it again. */
+  if (session->joined && !session->leaving && !session->joining
+      && !member_present (session)) {
+    g_info ("room %s: our membership is gone, joining again", session->room_id);
+    send_join (session, op_new (session, FALSE));
+  }
+  g_object_unref (session);
+}
+
+static void
+on_restarted (GObject *source, GAsyncResult *result, gpointer data)
+{
+  MrtcSession *session = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node != NULL) {
+    session->restart_in_flight = FALSE;
+    g_mutex_lock (&session->lock);
+    session->restart_count++;
+    g_mutex_unlock (&session->lock);
+  } else if (g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNRECOGNIZED)
+             && !session->delayed_legacy_form) {
+    g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+
+    session->delayed_legacy_form = TRUE;
+    if (delay_id != NULL) {
+      call (session, mrtc_request_delayed_event (delay_id, "restart", TRUE),
+          on_restarted, g_object_ref (session));
+    } else {
+      session->restart_in_flight = FALSE;
+    }
+  } else if (g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_FOUND)
+             && session->joined && !session->leaving) {
+    g_autoptr (JsonObject) content = own_leave_content (session, NULL);
+
+    g_info ("room %s: delayed leave gone (%s), scheduling a new one",
+        session->room_id, error->message);
+    set_delay_id (session, NULL);
+    call (session,
+        own_membership_request (
+            session, content, session->config.delayed_leave_ms),
+        on_rescheduled, g_object_ref (session));
+  } else {
+    session->restart_in_flight = FALSE;
+    if (error != NULL
+        && !g_error_matches (
+            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+      g_info ("restarting the delayed leave failed: %s", error->message);
+  }
+  g_object_unref (session);
+}
+
+static gboolean
+restart_cb (gpointer data)
+{
+  MrtcSession *session = data;
+  g_autofree gchar *delay_id = NULL;
+  MrtcRequest *req;
+
+  if (!session->joined || session->leaving || session->joining
+      || session->restart_in_flight)
+    return G_SOURCE_CONTINUE;
+  delay_id = mrtc_session_dup_delay_id (session);
+  session->restart_in_flight = TRUE;
+  if (delay_id == NULL) {
+    g_autoptr (JsonObject) content = own_leave_content (session, NULL);
+
+    call (session,
+        own_membership_request (
+            session, content, session->config.delayed_leave_ms),
+        on_rescheduled, g_object_ref (session));
+    return G_SOURCE_CONTINUE;
+  }
+  req = mrtc_request_delayed_event (
+      delay_id, "restart", session->delayed_legacy_form);
+  req->timeout_ms = session->config.restart_timeout_ms;
+  req->max_rate_limit_retries = 0;
+  call (session, req, on_restarted, g_object_ref (session));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_refreshed (GObject *source, GAsyncResult *result, gpointer data)
+{
+  MrtcSession *session = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node != NULL)
+    session->last_send_ts = g_get_real_time () / 1000;
+  else if (!g_error_matches (
+               error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+    g_info ("refreshing our membership failed: %s", error->message);
+  g_object_unref (session);
+}
+
+static gboolean
+refresh_cb (gpointer data)
+{
+  MrtcSession *session = data;
+  g_autoptr (JsonObject) content = NULL;
+
+  if (!session->joined || session->leaving)
+    return G_SOURCE_CONTINUE;
+  content = own_join_content (session);
+  call (session, own_membership_request (session, content, -1), on_refreshed,
+      g_object_ref (session));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+start_timers (MrtcSession *session)
+{
+  GMainContext *ctx = mrtc_client_get_context (session->client);
+  gint64 refresh_ms;
+
+  destroy_source (&session->restart_timer);
+  destroy_source (&session->refresh_timer);
+  session->restart_timer = g_timeout_source_new (
+      MAX (session->config.delayed_leave_restart_ms, 100));
+  g_source_set_callback (session->restart_timer, restart_cb, session, NULL);
+  g_source_attach (session->restart_timer, ctx);
+
+  /* Refresh 5 s before the membership runs out (sticky: 1 h; legacy: at
+   * least hourly, as js-sdk does). */
+  refresh_ms = session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY
+                   ? session->config.sticky_duration_ms
+                   : MIN (session->config.legacy_expires_ms, 3600000);
+  refresh_ms = MAX (refresh_ms - 5000, 1000);
+  session->refresh_timer = g_timeout_source_new (refresh_ms);
+  g_source_set_callback (session->refresh_timer, refresh_cb, session, NULL);
+  g_source_attach (session->refresh_timer, ctx);
+}
+
+/* Join */
+
+static gboolean
+member_present (MrtcSession *session)
+{
+  GPtrArray *members = mrtc_call_state_get_members (session->state);
+  const gchar *user = mrtc_client_get_user_id (session->client);
+  const gchar *device = mrtc_client_get_device_id (session->client);
+  guint i;
+
+  for (i = 0; i < members->len; i++) {
+    MrtcMember *m = g_ptr_array_index (members, i);
+
+    if (g_strcmp0 (m->user_id, user) == 0
+        && g_strcmp0 (m->device_id, device) == 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static void
+send_notification (MrtcSession *session)
+{
+  JsonObject *content = json_object_new ();
+  JsonObject *mentions = json_object_new ();
+  JsonObject *rel = json_object_new ();
+  gboolean sticky
+      = mrtc_client_has_feature (session->client, "org.matrix.msc4354");
+  MrtcRequest *req;
+
+  json_object_set_string_member (content, "slot_id", session->slot_id);
+  json_object_set_array_member (mentions, "user_ids", json_array_new ());
+  json_object_set_boolean_member (mentions, "room", TRUE);
+  json_object_set_object_member (content, "m.mentions", mentions);
+  json_object_set_string_member (
+      content, "notification_type", session->config.notification_type);
+  if (session->own_event_id != NULL) {
+    json_object_set_string_member (rel, "rel_type", "m.reference");
+    json_object_set_string_member (rel, "event_id", session->own_event_id);
+    json_object_set_object_member (content, "m.relates_to", rel);
+  } else {
+    json_object_unref (rel);
+  }
+  json_object_set_int_member (content, "sender_ts", g_get_real_time () / 1000);
+  json_object_set_int_member (content, "lifetime", NOTIFICATION_LIFETIME_MS);
+  if (session->config.call_intent != NULL)
+    json_object_set_string_member (
+        content, "m.call.intent", session->config.call_intent);
+  json_object_set_string_member (
+      content, "msc4354_sticky_key", session->slot_id);
+  req = mrtc_request_send_event (session->client, session->room_id,
+      MRTC_EVENT_RTC_NOTIFICATION, content,
+      sticky ? NOTIFICATION_LIFETIME_MS + 20000 : -1, -1);
+  json_object_unref (content);
+  call (session, req, on_refreshed, g_object_ref (session));
+}
+
+static void
+on_joined (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  gboolean first;
+
+  session->joining = FALSE;
+  if (node == NULL) {
+    g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+
+    /* Drop the delayed leave we scheduled for nothing. */
+    if (delay_id != NULL
+        && !g_error_matches (
+            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+      call (session,
+          mrtc_request_delayed_event (
+              delay_id, "cancel", session->delayed_legacy_form),
+          on_refreshed, g_object_ref (session));
+    set_delay_id (session, NULL);
+    g_prefix_error (
+        &error, "sending our membership to %s failed: ", session->room_id);
+    op_complete (op, g_steal_pointer (&error));
+    return;
+  }
+  g_free (session->own_event_id);
+  session->own_event_id
+      = JSON_NODE_HOLDS_OBJECT (node) ? g_strdup (
+            mrtc_json_get_string (json_node_get_object (node), "event_id"))
+                                      : NULL;
+  session->last_send_ts = g_get_real_time () / 1000;
+  if (session->created_ts == 0)
+    session->created_ts = session->last_send_ts;
+
+  first = !session->joined;
+  g_mutex_lock (&session->lock);
+  session->joined = TRUE;
+  g_mutex_unlock (&session->lock);
+  if (first) {
+    start_timers (session);
+    if (session->config.notification_type != NULL
+        && mrtc_call_state_get_members (session->state)->len == 0)
+      send_notification (session);
+  }
+  op_complete (op, NULL);
+}
+
+static void
+send_join (MrtcSession *session, Op *op)
+{
+  g_autoptr (JsonObject) content = own_join_content (session);
+
+  call (session, own_membership_request (session, content, -1), on_joined, op);
+}
+
+static void
+rejoin (MrtcSession *session)
+{
+  g_autofree gchar *old = mrtc_session_dup_delay_id (session);
+
+  g_info ("room %s: our membership is gone, joining again", session->room_id);
+  g_mutex_lock (&session->lock);
+  session->rejoin_count++;
+  g_mutex_unlock (&session->lock);
+  if (old != NULL)
+    mrtc_client_call_async (session->client,
+        mrtc_request_delayed_event (
+            old, "cancel", session->delayed_legacy_form),
+        NULL, on_cancelled_ignore, NULL);
+  set_delay_id (session, NULL);
+  session->joining = TRUE;
+  /* a new leave guarantee first, then the membership */
+  schedule_delayed_leave (session, op_new (session, FALSE));
+}
+
+static gboolean
+join_cb (gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  MrtcClient *client = session->client;
+  MrtcMembershipFormat format;
+  const gchar *user = mrtc_client_get_user_id (client);
+  const gchar *device = mrtc_client_get_device_id (client);
+
+  if (!session->started || user == NULL || device == NULL) {
+    op_complete (op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_STATE,
+                         "the session is not started or the "
+                         "client not logged in"));
+    return G_SOURCE_REMOVE;
+  }
+  if (session->joined || session->joining) {
+    op_complete (op,
+        g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_STATE,
+            "already in slot %s of %s", session->slot_id, session->room_id));
+    return G_SOURCE_REMOVE;
+  }
+  if (mrtc_call_state_get_slot_status (session->state) == MRTC_SLOT_CLOSED) {
+    op_complete (
+        op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_SLOT_CLOSED,
+                "cannot join: slot %s in %s is "
+                "closed",
+                session->slot_id, session->room_id));
+    return G_SOURCE_REMOVE;
+  }
+
+  /* auto: sticky where the homeserver has sticky events, except in
+   * encrypted rooms: there sticky members must be Megolm-encrypted, which
+   * this session does not do, while legacy state events are never
+   * encrypted and every Element Call lists them. */
+  format = session->config.format;
+  if (format == MRTC_MEMBERSHIP_FORMAT_AUTO)
+    format = mrtc_client_has_feature (client, "org.matrix.msc4354")
+                     && !mrtc_call_state_is_encrypted (session->state)
+                 ? MRTC_MEMBERSHIP_FORMAT_STICKY
+                 : MRTC_MEMBERSHIP_FORMAT_LEGACY;
+
+  if (format == MRTC_MEMBERSHIP_FORMAT_LEGACY
+      && !mrtc_call_state_can_send_state (
+          session->state, user, MRTC_EVENT_LEGACY_MEMBER)) {
+    op_complete (
+        op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_PERMISSION,
+                "cannot join %s in the legacy "
+                "format: the room's power levels do not let %s send %s state "
+                "events",
+                session->room_id, user, MRTC_EVENT_LEGACY_MEMBER));
+    return G_SOURCE_REMOVE;
+  }
+
+  g_mutex_lock (&session->lock);
+  session->joined_format = format;
+  g_free (session->member_id);
+  session->member_id = format == MRTC_MEMBERSHIP_FORMAT_STICKY
+                           ? mrtc_new_member_id ()
+                           : mrtc_legacy_identity (user, device);
+  g_mutex_unlock (&session->lock);
+  g_free (session->state_key);
+  session->state_key = mrtc_legacy_state_key (user, device, session->slot_id,
+      mrtc_call_state_get_room_version (session->state));
+  session->created_ts = 0;
+  session->last_send_ts = 0;
+  session->joining = TRUE;
+  session->leaving = FALSE;
+  session->delayed_legacy_form = FALSE;
+  g_info ("joining slot %s of %s as %s (%s)", session->slot_id,
+      session->room_id, user,
+      format == MRTC_MEMBERSHIP_FORMAT_STICKY ? "sticky" : "legacy");
+
+  /* The leave guarantee comes first. */
+  schedule_delayed_leave (session, op);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+mrtc_session_join (MrtcSession *session, GError **error)
+{
+  if (!check_thread (session, error))
+    return FALSE;
+  return op_run (op_new (session, TRUE), join_cb, error);
+}
+
+static gboolean
+update_cb (gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+
+  if (!session->joined || session->leaving || session->joining) {
+    op_complete (
+        op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_STATE,
+                "not in slot %s of %s", session->slot_id, session->room_id));
+    return G_SOURCE_REMOVE;
+  }
+  send_join (session, op);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+mrtc_session_update (MrtcSession *session, GError **error)
+{
+  if (!check_thread (session, error))
+    return FALSE;
+  return op_run (op_new (session, TRUE), update_cb, error);
+}
+
+/* Leave */
+
+static void
+finish_leave (Op *op, GError *error)
+{
+  MrtcSession *session = op->session;
+  g_autofree gchar *reason = g_strdup (op->reason);
+
+  g_mutex_lock (&session->lock);
+  session->joined = FALSE;
+  g_mutex_unlock (&session->lock);
+  session->leaving = FALSE;
+  set_delay_id (session, NULL);
+  op_complete (op, error);
+  g_signal_emit (session, signals[SIGNAL_LEFT], 0, reason);
+}
+
+static void
+on_leave_sent (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node == NULL)
+    g_prefix_error (&error, "sending our leave failed: ");
+  finish_leave (op, g_steal_pointer (&error));
+}
+
+static void
+send_leave_content (Op *op)
+{
+  MrtcSession *session = op->session;
+  g_autoptr (JsonObject) content = own_leave_content (
+      session, g_strcmp0 (op->reason, "leave") == 0 ? NULL : op->reason);
+
+  call (op->session, own_membership_request (session, content, -1),
+      on_leave_sent, op);
+}
+
+static void
+on_delayed_fired (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node != NULL) {
+    finish_leave (op, NULL);
+    return;
+  }
+  g_info ("firing the delayed leave failed (%s): sending the leave",
+      error->message);
+  send_leave_content (op);
+}
+
+static void
+on_cancelled_ignore (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, NULL);
+}
+
+static void
+leave_async (MrtcSession *session, const gchar *reason, Op *op)
+{
+  g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+
+  op->reason = g_strdup (reason != NULL ? reason : "leave");
+  if (!session->joined || session->leaving) {
+    op_complete (op, NULL);
+    return;
+  }
+  session->leaving = TRUE;
+  destroy_source (&session->restart_timer);
+  destroy_source (&session->refresh_timer);
+  g_info ("leaving slot %s of %s (%s)", session->slot_id, session->room_id,
+      op->reason);
+
+  if (delay_id != NULL && strcmp (op->reason, "leave") == 0) {
+    /* The prepared leave: fire it. */
+    call (session,
+        mrtc_request_delayed_event (
+            delay_id, "send", session->delayed_legacy_form),
+        on_delayed_fired, op);
+    return;
+  }
+  if (delay_id != NULL)
+    mrtc_client_call_async (session->client,
+        mrtc_request_delayed_event (
+            delay_id, "cancel", session->delayed_legacy_form),
+        NULL, on_cancelled_ignore, NULL);
+  send_leave_content (op);
+}
+
+static gboolean
+leave_cb (gpointer data)
+{
+  Op *op = data;
+
+  leave_async (op->session, op->reason, op);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+mrtc_session_leave (MrtcSession *session, const gchar *reason, GError **error)
+{
+  Op *op;
+
+  if (!check_thread (session, error))
+    return FALSE;
+  op = op_new (session, TRUE);
+  op->reason = g_strdup (reason);
+  return op_run (op, leave_cb, error);
+}
+
+/* Slot */
+
+static void
+on_slot_sent (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node == NULL) {
+    if (g_error_matches (
+            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_FORBIDDEN)) {
+      op_complete (
+          op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_PERMISSION,
+                  "the homeserver refused to %s "
+                  "slot %s: %s",
+                  op->open ? "open" : "close", op->session->slot_id,
+                  error->message));
+      return;
+    }
+    op_complete (op, g_steal_pointer (&error));
+    return;
+  }
+  op_complete (op, NULL);
+}
+
+static gboolean
+slot_cb (gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  const gchar *user = mrtc_client_get_user_id (session->client);
+  g_autoptr (JsonObject) content = NULL;
+
+  if (!mrtc_call_state_can_send_state (
+          session->state, user, MRTC_EVENT_RTC_SLOT)) {
+    op_complete (
+        op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_PERMISSION,
+                "%s lacks the power level to %s "
+                "slot %s in %s (a moderator must do it)",
+                user, op->open ? "open" : "close", session->slot_id,
+                session->room_id));
+    return G_SOURCE_REMOVE;
+  }
+  content = mrtc_build_slot (session->slot_id, op->open,
+      mrtc_call_state_is_encrypted (session->state));
+  call (session,
+      mrtc_request_send_state (session->room_id, MRTC_EVENT_RTC_SLOT,
+          session->slot_id, content, -1, -1),
+      on_slot_sent, op);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+mrtc_session_set_slot_open (MrtcSession *session, gboolean open, GError **error)
+{
+  Op *op;
+
+  if (!check_thread (session, error))
+    return FALSE;
+  op = op_new (session, TRUE);
+  op->open = open;
+  return op_run (op, slot_cb, error);
+}
+
+/* Snapshots */
+
+GPtrArray *
+mrtc_session_dup_members (MrtcSession *session)
+{
+  GPtrArray *out
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)mrtc_member_unref);
+  guint i;
+
+  g_mutex_lock (&session->lock);
+  for (i = 0; i < session->members->len; i++)
+    g_ptr_array_add (
+        out, mrtc_member_ref (g_ptr_array_index (session->members, i)));
+  g_mutex_unlock (&session->lock);
+  return out;
+}
+
+gboolean
+mrtc_session_is_joined (MrtcSession *session)
+{
+  gboolean ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->joined;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+MrtcMembershipFormat
+mrtc_session_get_joined_format (MrtcSession *session)
+{
+  MrtcMembershipFormat ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->joined_format;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+gchar *
+mrtc_session_dup_member_id (MrtcSession *session)
+{
+  gchar *ret;
+
+  g_mutex_lock (&session->lock);
+  ret = g_strdup (session->member_id);
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+gchar *
+mrtc_session_dup_delay_id (MrtcSession *session)
+{
+  gchar *ret;
+
+  g_mutex_lock (&session->lock);
+  ret = g_strdup (session->delay_id);
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+MrtcSlotStatus
+mrtc_session_get_slot_status (MrtcSession *session)
+{
+  MrtcSlotStatus ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->slot_status;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+guint
+mrtc_session_get_restart_count (MrtcSession *session)
+{
+  guint ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->restart_count;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+guint
+mrtc_session_get_rejoin_count (MrtcSession *session)
+{
+  guint ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->rejoin_count;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
+
+guint
+mrtc_session_get_reschedule_count (MrtcSession *session)
+{
+  guint ret;
+
+  g_mutex_lock (&session->lock);
+  ret = session->reschedule_count;
+  g_mutex_unlock (&session->lock);
+  return ret;
+}
