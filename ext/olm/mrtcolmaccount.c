@@ -38,6 +38,16 @@
 #define STORE_VERSION 1
 /* Keep at most this many Olm sessions per peer device (newest kept). */
 #define MAX_SESSIONS_PER_DEVICE 8
+/* Ids of evicted sessions remembered per peer device (oldest forgotten). */
+#define MAX_RETIRED_SESSIONS_PER_DEVICE 256
+/* Pinned identity keys of removed devices kept (oldest forgotten). */
+#define MAX_REMOVED_DEVICES 4096
+/* The previous fallback key is forgotten this long after a new one was
+ * published (pre-key messages made with it may still be on their way). */
+#define FALLBACK_FORGET_DELAY_US (G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC)
+/* Longest Olm message body accepted (base64 of a payload of at most
+ * MRTC_OLM_MAX_PAYLOAD_LEN bytes plus the Olm framing). */
+#define MAX_OLM_BODY_LEN (MRTC_OLM_MAX_PAYLOAD_LEN / 3 * 4 + 1024)
 
 typedef struct
 {
@@ -46,6 +56,22 @@ typedef struct
   /* Real time in µs of the last successful encrypt/decrypt. */
   gint64 last_used;
 } MrtcOlmSessionEntry;
+
+typedef struct
+{
+  MrtcOlmDevice *device;
+  /* Real time in µs when it left its user's device list. */
+  gint64 removed_at;
+} MrtcOlmRemovedDevice;
+
+static void
+removed_device_free (gpointer data)
+{
+  MrtcOlmRemovedDevice *removed = data;
+
+  mrtc_olm_device_free (removed->device);
+  g_free (removed);
+}
 
 static void
 session_entry_free (gpointer data)
@@ -190,17 +216,60 @@ read_identity_keys (MrtcOlmAccount *account, GError **error)
   return TRUE;
 }
 
+/* Remembers the id of an evicted Olm session with @peer_curve25519, so that
+ * a replayed pre-key message cannot create it again (with a fallback key,
+ * which libolm keeps after use, it otherwise would). */
+static void
+retire_session_id (MrtcOlmAccount *account, const gchar *peer_curve25519,
+    const gchar *session_id)
+{
+  GPtrArray *ids
+      = g_hash_table_lookup (account->retired_sessions, peer_curve25519);
+
+  if (session_id == NULL || session_id[0] == '\0')
+    return;
+  if (ids == NULL) {
+    ids = g_ptr_array_new_with_free_func (g_free);
+    g_hash_table_insert (
+        account->retired_sessions, g_strdup (peer_curve25519), ids);
+  }
+  g_ptr_array_add (ids, g_strdup (session_id));
+  while (ids->len > MAX_RETIRED_SESSIONS_PER_DEVICE)
+    g_ptr_array_remove_index (ids, 0);
+  account->dirty = TRUE;
+}
+
+static gboolean
+session_id_retired (MrtcOlmAccount *account, const gchar *peer_curve25519,
+    const gchar *session_id)
+{
+  GPtrArray *ids
+      = g_hash_table_lookup (account->retired_sessions, peer_curve25519);
+  guint i;
+
+  for (i = 0; ids != NULL && i < ids->len; i++)
+    if (g_strcmp0 (g_ptr_array_index (ids, i), session_id) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Store file encryption */
 
-static void
+static gboolean
 store_key (MrtcOlmAccount *account, guint8 key[32])
 {
   static const gchar info[] = "gst-matrixrtc olm store v1";
   unsigned int key_len = 32;
 
-  HMAC (EVP_sha256 (), account->pickle_key, (int)account->pickle_key_len,
-      (const guint8 *)info, sizeof (info) - 1, key, &key_len);
+  if (HMAC (EVP_sha256 (), account->pickle_key, (int)account->pickle_key_len,
+          (const guint8 *)info, sizeof (info) - 1, key, &key_len)
+          == NULL
+      || key_len != 32) {
+    mrtc_olm_wipe (key, 32);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -214,7 +283,10 @@ store_seal (MrtcOlmAccount *account, const guint8 *plain, gsize plain_len,
   gboolean ok = FALSE;
   guint offset;
 
-  store_key (account, key);
+  if (!store_key (account, key)) {
+    EVP_CIPHER_CTX_free (ctx);
+    return FALSE;
+  }
   mrtc_olm_random_bytes (nonce, sizeof (nonce));
   g_byte_array_append (out, (const guint8 *)STORE_MAGIC, STORE_MAGIC_LEN);
   g_byte_array_append (out, nonce, sizeof (nonce));
@@ -266,9 +338,12 @@ store_open (MrtcOlmAccount *account, const guint8 *data, gsize data_len,
   cipher = nonce + STORE_NONCE_LEN;
   cipher_len = data_len - STORE_MAGIC_LEN - STORE_NONCE_LEN - STORE_TAG_LEN;
   tag = cipher + cipher_len;
+  if (!store_key (account, key)) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INTERNAL,
+        "cannot derive the Olm store key");
+    return NULL;
+  }
   plain = g_malloc (cipher_len + 1);
-
-  store_key (account, key);
   ctx = EVP_CIPHER_CTX_new ();
   if (ctx != NULL
       && EVP_DecryptInit_ex (ctx, EVP_aes_256_gcm (), NULL, NULL, NULL) == 1
@@ -352,6 +427,48 @@ store_serialize (MrtcOlmAccount *account, GError **error)
     json_builder_end_object (builder);
   }
   json_builder_end_array (builder);
+
+  json_builder_set_member_name (builder, "removed_devices");
+  json_builder_begin_array (builder);
+  g_hash_table_iter_init (&iter, account->removed_devices);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    MrtcOlmRemovedDevice *removed = value;
+
+    json_builder_begin_object (builder);
+    json_builder_set_member_name (builder, "user_id");
+    json_builder_add_string_value (builder, removed->device->user_id);
+    json_builder_set_member_name (builder, "device_id");
+    json_builder_add_string_value (builder, removed->device->device_id);
+    json_builder_set_member_name (builder, "curve25519");
+    json_builder_add_string_value (builder, removed->device->curve25519);
+    json_builder_set_member_name (builder, "ed25519");
+    json_builder_add_string_value (builder, removed->device->ed25519);
+    json_builder_set_member_name (builder, "removed_at");
+    json_builder_add_int_value (builder, removed->removed_at);
+    json_builder_end_object (builder);
+  }
+  json_builder_end_array (builder);
+
+  json_builder_set_member_name (builder, "retired_sessions");
+  json_builder_begin_array (builder);
+  g_hash_table_iter_init (&iter, account->retired_sessions);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    GPtrArray *ids = value;
+    guint i;
+
+    json_builder_begin_object (builder);
+    json_builder_set_member_name (builder, "peer_curve25519");
+    json_builder_add_string_value (builder, key);
+    json_builder_set_member_name (builder, "session_ids");
+    json_builder_begin_array (builder);
+    for (i = 0; i < ids->len; i++)
+      json_builder_add_string_value (builder, g_ptr_array_index (ids, i));
+    json_builder_end_array (builder);
+    json_builder_end_object (builder);
+  }
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "fallback_published_at");
+  json_builder_add_int_value (builder, account->fallback_published_at);
 
   json_builder_set_member_name (builder, "sessions");
   json_builder_begin_array (builder);
@@ -501,6 +618,56 @@ store_load (
     }
   }
 
+  node = json_object_get_member (store, "removed_devices");
+  if (node != NULL && JSON_NODE_HOLDS_ARRAY (node)) {
+    JsonArray *array = json_node_get_array (node);
+
+    for (i = 0; i < json_array_get_length (array); i++) {
+      JsonObject *o = json_array_get_object_element (array, i);
+      const gchar *u = mrtc_olm_json_get_string (o, "user_id");
+      const gchar *d = mrtc_olm_json_get_string (o, "device_id");
+      const gchar *c = mrtc_olm_json_get_string (o, "curve25519");
+      const gchar *e = mrtc_olm_json_get_string (o, "ed25519");
+      MrtcOlmRemovedDevice *removed;
+
+      if (u == NULL || d == NULL || c == NULL || e == NULL)
+        continue;
+      removed = g_new0 (MrtcOlmRemovedDevice, 1);
+      removed->device = mrtc_olm_device_new (u, d, c, e);
+      removed->removed_at
+          = json_object_get_int_member_with_default (o, "removed_at", 0);
+      g_hash_table_replace (
+          account->removed_devices, device_key (u, d), removed);
+    }
+  }
+
+  node = json_object_get_member (store, "retired_sessions");
+  if (node != NULL && JSON_NODE_HOLDS_ARRAY (node)) {
+    JsonArray *array = json_node_get_array (node);
+
+    for (i = 0; i < json_array_get_length (array); i++) {
+      JsonObject *o = json_array_get_object_element (array, i);
+      const gchar *peer = mrtc_olm_json_get_string (o, "peer_curve25519");
+      JsonNode *ids_node
+          = o != NULL ? json_object_get_member (o, "session_ids") : NULL;
+      JsonArray *ids;
+      guint j;
+
+      if (peer == NULL || ids_node == NULL || !JSON_NODE_HOLDS_ARRAY (ids_node))
+        continue;
+      ids = json_node_get_array (ids_node);
+      for (j = 0; j < json_array_get_length (ids); j++) {
+        JsonNode *id = json_array_get_element (ids, j);
+
+        if (JSON_NODE_HOLDS_VALUE (id)
+            && json_node_get_value_type (id) == G_TYPE_STRING)
+          retire_session_id (account, peer, json_node_get_string (id));
+      }
+    }
+  }
+  account->fallback_published_at = json_object_get_int_member_with_default (
+      store, "fallback_published_at", 0);
+
   node = json_object_get_member (store, "sessions");
   if (!store_load_sessions (account,
           node != NULL && JSON_NODE_HOLDS_ARRAY (node)
@@ -508,7 +675,11 @@ store_load (
               : NULL,
           error))
     return FALSE;
-  return mrtc_olm_megolm_load (account, store, error);
+  if (!mrtc_olm_megolm_load (account, store, error))
+    return FALSE;
+  /* Loading changed nothing that needs saving. */
+  account->dirty = FALSE;
+  return TRUE;
 }
 
 /**
@@ -519,7 +690,8 @@ store_load (
  * Writes the whole state to the store (no-op without a store path): the
  * file is replaced atomically and created with mode 0600. Call it after
  * each batch of changes and before sending what they produced (an uploaded
- * one-time key, an Olm or Megolm message).
+ * one-time key, an Olm or Megolm message). The file is rewritten whole each
+ * time; what peers can add to it is bounded (see #MrtcOlmAccount).
  *
  * Returns: %TRUE on success.
  */
@@ -626,7 +798,11 @@ mrtc_olm_account_open (const gchar *user_id, const gchar *device_id,
   account->olm = olm_account (g_malloc0 (olm_account_size ()));
   account->devices = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_olm_device_free);
+  account->removed_devices = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, removed_device_free);
   account->sessions = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
+  account->retired_sessions = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_ptr_array_unref);
   mrtc_olm_megolm_init (account);
 
@@ -696,7 +872,9 @@ mrtc_olm_account_free (MrtcOlmAccount *account)
   g_free (account->curve25519);
   g_free (account->ed25519);
   g_clear_pointer (&account->devices, g_hash_table_unref);
+  g_clear_pointer (&account->removed_devices, g_hash_table_unref);
   g_clear_pointer (&account->sessions, g_hash_table_unref);
+  g_clear_pointer (&account->retired_sessions, g_hash_table_unref);
   g_clear_pointer (&account->outbound_groups, g_hash_table_unref);
   g_clear_pointer (&account->inbound_groups, g_hash_table_unref);
   g_free (account);
@@ -962,6 +1140,21 @@ mrtc_olm_account_one_time_keys (MrtcOlmAccount *account)
   return signed_key_map (account, FALSE);
 }
 
+/* Forgets the previous fallback key an hour after a new one was published:
+ * until then pre-key messages made with it still decrypt (and, since libolm
+ * keeps it after use, could be replayed but for the retired session ids). */
+static void
+maybe_forget_old_fallback_key (MrtcOlmAccount *account)
+{
+  if (account->fallback_published_at <= 0
+      || g_get_real_time () - account->fallback_published_at
+             < FALLBACK_FORGET_DELAY_US)
+    return;
+  olm_account_forget_old_fallback_key (account->olm);
+  account->fallback_published_at = 0;
+  account->dirty = TRUE;
+}
+
 /**
  * mrtc_olm_account_ensure_fallback_key:
  * @account: the account
@@ -978,10 +1171,12 @@ gboolean
 mrtc_olm_account_ensure_fallback_key (
     MrtcOlmAccount *account, JsonArray *server_unused_fallback_types)
 {
-  g_autoptr (JsonObject) pending = olm_key_map (account, TRUE);
+  g_autoptr (JsonObject) pending = NULL;
   gboolean server_has = FALSE;
   guint i;
 
+  maybe_forget_old_fallback_key (account);
+  pending = olm_key_map (account, TRUE);
   if (pending != NULL && json_object_get_size (pending) > 0)
     return TRUE;
   for (i = 0; server_unused_fallback_types != NULL
@@ -1059,11 +1254,20 @@ mrtc_olm_account_upload_body (MrtcOlmAccount *account)
  * @account: the account
  *
  * Call after /keys/upload succeeded with mrtc_olm_account_upload_body():
- * the device keys, one-time keys and fallback key are then published.
+ * the device keys, one-time keys and fallback key are then published. The
+ * previous fallback key is forgotten an hour after a new one was published
+ * (checked here, in mrtc_olm_account_ensure_fallback_key() and in
+ * mrtc_olm_account_decrypt_to_device()).
  */
 void
 mrtc_olm_account_mark_published (MrtcOlmAccount *account)
 {
+  g_autoptr (JsonObject) fallback = NULL;
+
+  maybe_forget_old_fallback_key (account);
+  fallback = olm_key_map (account, TRUE);
+  if (fallback != NULL && json_object_get_size (fallback) > 0)
+    account->fallback_published_at = g_get_real_time ();
   olm_account_mark_keys_as_published (account->olm);
   account->device_keys_published = TRUE;
   account->dirty = TRUE;
@@ -1080,10 +1284,15 @@ mrtc_olm_account_mark_published (MrtcOlmAccount *account)
  * @device_id: the device id it was listed under
  * @error: return location for an error
  *
- * Verifies and remembers a device. A device id whose Ed25519 key changed is
- * refused (the spec forbids reusing device ids with new keys).
+ * Verifies and remembers a device. A device id whose identity keys changed
+ * is refused with %MRTC_OLM_ERROR_MISMATCH (the spec forbids reusing device
+ * ids with new keys), also when the device was meanwhile removed from its
+ * user's device list (the keys of removed devices stay pinned), and so is
+ * this account's own device id with keys other than its own.
  *
- * Returns: (transfer none) (nullable): the known device.
+ * Returns: (transfer none) (nullable): the known device, owned by @account:
+ *   valid until mrtc_olm_account_update_user_devices() removes it or
+ *   @account is freed (copy it with mrtc_olm_device_copy() to keep it).
  */
 const MrtcOlmDevice *
 mrtc_olm_account_add_device (MrtcOlmAccount *account, JsonObject *device_keys,
@@ -1092,10 +1301,21 @@ mrtc_olm_account_add_device (MrtcOlmAccount *account, JsonObject *device_keys,
   MrtcOlmDevice *device
       = mrtc_olm_verify_device_keys (device_keys, user_id, device_id, error);
   MrtcOlmDevice *known;
+  MrtcOlmRemovedDevice *removed;
   gchar *key;
 
   if (device == NULL)
     return NULL;
+  if (g_strcmp0 (user_id, account->user_id) == 0
+      && g_strcmp0 (device_id, account->device_id) == 0
+      && (g_strcmp0 (device->curve25519, account->curve25519) != 0
+          || g_strcmp0 (device->ed25519, account->ed25519) != 0)) {
+    mrtc_olm_device_free (device);
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_MISMATCH,
+        "device keys listed for our own device %s %s are not ours: refused",
+        user_id, device_id);
+    return NULL;
+  }
   key = device_key (user_id, device_id);
   known = g_hash_table_lookup (account->devices, key);
   if (known != NULL) {
@@ -1112,9 +1332,51 @@ mrtc_olm_account_add_device (MrtcOlmAccount *account, JsonObject *device_keys,
     }
     return known;
   }
+  removed = g_hash_table_lookup (account->removed_devices, key);
+  if (removed != NULL) {
+    if (g_strcmp0 (removed->device->ed25519, device->ed25519) != 0
+        || g_strcmp0 (removed->device->curve25519, device->curve25519) != 0) {
+      mrtc_olm_device_free (device);
+      g_free (key);
+      g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_MISMATCH,
+          "device %s %s came back with other identity keys: refused", user_id,
+          device_id);
+      return NULL;
+    }
+    g_hash_table_remove (account->removed_devices, key);
+  }
   g_hash_table_insert (account->devices, key, device);
   account->dirty = TRUE;
   return device;
+}
+
+/* Moves a device out of the device table, keeping its keys pinned. */
+static void
+remember_removed_device (MrtcOlmAccount *account, const MrtcOlmDevice *device)
+{
+  MrtcOlmRemovedDevice *removed = g_new0 (MrtcOlmRemovedDevice, 1);
+
+  removed->device = mrtc_olm_device_copy (device);
+  removed->removed_at = g_get_real_time ();
+  g_hash_table_replace (account->removed_devices,
+      device_key (device->user_id, device->device_id), removed);
+  while (g_hash_table_size (account->removed_devices) > MAX_REMOVED_DEVICES) {
+    GHashTableIter iter;
+    gpointer key, value;
+    gpointer oldest_key = NULL;
+    gint64 oldest = G_MAXINT64;
+
+    g_hash_table_iter_init (&iter, account->removed_devices);
+    while (g_hash_table_iter_next (&iter, &key, &value)) {
+      MrtcOlmRemovedDevice *r = value;
+
+      if (r->removed_at < oldest) {
+        oldest = r->removed_at;
+        oldest_key = key;
+      }
+    }
+    g_hash_table_remove (account->removed_devices, oldest_key);
+  }
 }
 
 /**
@@ -1125,7 +1387,10 @@ mrtc_olm_account_add_device (MrtcOlmAccount *account, JsonObject *device_keys,
  *   (device id → device keys)
  *
  * Replaces the known devices of @user_id by the valid ones of @devices.
- * Invalid entries are logged and skipped.
+ * Invalid entries are logged and skipped. Devices no longer listed are
+ * removed (pointers to them become invalid), but their identity keys stay
+ * pinned: if the device id is listed again later, it must have the same
+ * keys (see mrtc_olm_account_add_device()).
  *
  * Returns: the number of devices accepted.
  */
@@ -1164,6 +1429,7 @@ mrtc_olm_account_update_user_devices (
 
     if (g_strcmp0 (device->user_id, user_id) == 0
         && !g_hash_table_contains (listed, device->device_id)) {
+      remember_removed_device (account, device);
       g_hash_table_iter_remove (&iter);
       account->dirty = TRUE;
     }
@@ -1178,7 +1444,9 @@ mrtc_olm_account_update_user_devices (
  * @user_id: user
  * @device_id: device
  *
- * Returns: (transfer none) (nullable): the verified device, if known.
+ * Returns: (transfer none) (nullable): the verified device, if known; owned
+ *   by @account and valid until mrtc_olm_account_update_user_devices()
+ *   removes it or @account is freed.
  */
 const MrtcOlmDevice *
 mrtc_olm_account_lookup_device (
@@ -1195,7 +1463,9 @@ mrtc_olm_account_lookup_device (
  * @user_id: (nullable): a user, or %NULL for all
  *
  * Returns: (transfer container) (element-type MrtcOlmDevice): the known
- *   devices (owned by @account).
+ *   devices (owned by @account: valid until
+ *   mrtc_olm_account_update_user_devices() removes them or @account is
+ *   freed).
  */
 GPtrArray *
 mrtc_olm_account_list_devices (MrtcOlmAccount *account, const gchar *user_id)
@@ -1263,6 +1533,9 @@ add_session (
       if (e->last_used < o->last_used)
         oldest = i;
     }
+    retire_session_id (account, peer_curve25519,
+        ((MrtcOlmSessionEntry *)g_ptr_array_index (entries, oldest))
+            ->session_id);
     g_ptr_array_remove_index (entries, oldest);
   }
   account->dirty = TRUE;
@@ -1620,7 +1893,11 @@ check_olm_payload (MrtcOlmAccount *account, JsonObject *payload,
  * query @sender's keys and retry; nothing was consumed), and the payload's
  * `sender`, `recipient`, `recipient_keys.ed25519`, `keys.ed25519` (and
  * `sender_device_keys` when present) must match. A pre-key message that
- * matches no session creates one and consumes the one-time key.
+ * matches no session creates one and consumes the one-time key; one that
+ * would re-create a session evicted since (a replay, possible with the
+ * fallback key, which stays usable) is refused (%MRTC_OLM_ERROR_DECRYPT).
+ * Messages whose payload exceeds 64 KiB or is nested too deeply are
+ * refused (%MRTC_OLM_ERROR_INVALID).
  *
  * Returns: (transfer full) (nullable): the verified inner event.
  */
@@ -1667,6 +1944,12 @@ mrtc_olm_account_decrypt_to_device (MrtcOlmAccount *account,
         "unknown Olm message type %" G_GINT64_FORMAT, type);
     return NULL;
   }
+  if (strlen (body) > MAX_OLM_BODY_LEN) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+        "Olm message from %s too large", sender);
+    return NULL;
+  }
+  maybe_forget_old_fallback_key (account);
 
   device = lookup_device_by_curve (account, sender, sender_key);
   if (device == NULL) {
@@ -1709,6 +1992,17 @@ mrtc_olm_account_decrypt_to_device (MrtcOlmAccount *account,
       session_free (new_session);
       new_session = NULL;
     } else {
+      g_autofree gchar *new_id = session_get_id (new_session);
+
+      if (session_id_retired (account, sender_key, new_id)) {
+        /* The pre-key message of a session evicted since: a replay. */
+        session_free (new_session);
+        new_session = NULL;
+        g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_DECRYPT,
+            "replayed Olm pre-key message from %s %s", sender,
+            device->device_id);
+        return NULL;
+      }
       plain = decrypt_with (new_session, 0, body, &plain_len);
     }
   }
@@ -1721,7 +2015,7 @@ mrtc_olm_account_decrypt_to_device (MrtcOlmAccount *account,
     return NULL;
   }
 
-  payload = mrtc_olm_json_object_from_string (
+  payload = mrtc_olm_json_payload_from_string (
       (const gchar *)plain, plain_len, error);
   mrtc_olm_wipe (plain, plain_len);
   g_free (plain);

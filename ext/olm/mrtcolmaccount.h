@@ -50,6 +50,31 @@ G_BEGIN_DECLS
  *   mrtc_olm_account_megolm_encrypt(). Call
  *   mrtc_olm_account_megolm_discard() when a member or device leaves. Room
  *   events go to mrtc_olm_account_megolm_decrypt().
+ *
+ * Lifetimes: the #MrtcOlmDevice pointers that mrtc_olm_account_add_device(),
+ * mrtc_olm_account_lookup_device() and mrtc_olm_account_list_devices()
+ * return are owned by the account and stay valid until
+ * mrtc_olm_account_update_user_devices() removes that device (when a
+ * /keys/query answer no longer lists it) or the account is freed. Do not
+ * keep them across a device list update: copy them
+ * (mrtc_olm_device_copy()) or look them up again.
+ *
+ * Key material: libolm state, pickles, the store, #MrtcOlmMediaKey* key
+ * bytes and the buffers used here are wiped after use. Key material that
+ * travels as JSON cannot be: the `session_key` of
+ * mrtc_olm_account_megolm_room_key() and of a received `m.room_key`, and
+ * the media keys in `io.element.call.encryption_keys` contents, are
+ * json-glib strings (and copies json-glib makes while parsing and writing
+ * JSON), which are freed without being overwritten. Drop such objects
+ * promptly.
+ *
+ * Untrusted input: decrypted payloads over 64 KiB
+ * (%MRTC_OLM_MAX_PAYLOAD_LEN), JSON nested deeper than 64 levels and JSON
+ * holding NUL characters are refused (%MRTC_OLM_ERROR_INVALID). State that
+ * peers drive is bounded: 8 Olm sessions and 256 ids of evicted ones per
+ * peer device, 4096 pinned keys of removed devices, 256 Megolm sessions
+ * per sending device and 4096 in all, 1024 replay records per Megolm
+ * session (the oldest of each dropped).
  */
 typedef struct _MrtcOlmAccount MrtcOlmAccount;
 
@@ -63,6 +88,8 @@ typedef struct _MrtcOlmAccount MrtcOlmAccount;
  *
  * A to-device event that arrived Olm-encrypted from a known device and
  * passed every check. Only mrtc_olm_account_decrypt_to_device() makes one.
+ * @content may hold key material (see #MrtcOlmAccount) that is not wiped
+ * when it is freed.
  */
 typedef struct
 {

@@ -27,6 +27,9 @@
 /* Defaults of matrix-js-sdk 43's RTCEncryptionManager. */
 #define DEFAULT_USE_KEY_DELAY_MS 1000
 #define DEFAULT_GRACE_PERIOD_MS 10000
+/* After a failed key send: first retry, doubled per failure up to the max. */
+#define SEND_RETRY_MS 2000
+#define SEND_RETRY_MAX_MS 60000
 /* How long keys from someone not (yet) a member are kept. */
 #define DEFAULT_HOLD_MS 10000
 #define MAX_HELD_KEYS 256
@@ -64,16 +67,27 @@ mrtc_olm_member_free (MrtcOlmMember *member)
   g_free (member);
 }
 
+/* JSON.stringify() writes both null and undefined array elements as null. */
+static void
+append_string_or_null (GString *json, const gchar *str)
+{
+  if (str == NULL)
+    g_string_append (json, "null");
+  else
+    mrtc_olm_json_string_append (json, str);
+}
+
 /**
  * mrtc_olm_rtc_backend_identity:
  * @user_id: the member's user
  * @device_id: the member's device
- * @member_id: the membership's member id
+ * @member_id: (nullable): the membership's member id
  *
  * The LiveKit identity of a sticky (MSC4143) member as matrix-js-sdk 43
  * computes it: unpadded base64 of SHA-256 of
- * `JSON.stringify([user_id, device_id, member_id])`. (Legacy members use
- * `"<user_id>:<device_id>"`.)
+ * `JSON.stringify([user_id, device_id, member_id])` (a %NULL argument is
+ * written as `null`, as JSON.stringify() writes null and undefined).
+ * (Legacy members use `"<user_id>:<device_id>"`.)
  *
  * Returns: (transfer full): the identity.
  */
@@ -86,11 +100,11 @@ mrtc_olm_rtc_backend_identity (
   gsize digest_len = sizeof (digest);
   GChecksum *checksum = g_checksum_new (G_CHECKSUM_SHA256);
 
-  mrtc_olm_json_string_append (json, user_id);
+  append_string_or_null (json, user_id);
   g_string_append_c (json, ',');
-  mrtc_olm_json_string_append (json, device_id);
+  append_string_or_null (json, device_id);
   g_string_append_c (json, ',');
-  mrtc_olm_json_string_append (json, member_id);
+  append_string_or_null (json, member_id);
   g_string_append_c (json, ']');
   g_checksum_update (checksum, (const guchar *)json->str, json->len);
   g_checksum_get_digest (checksum, digest, &digest_len);
@@ -109,11 +123,14 @@ mrtc_olm_rtc_backend_identity (
  * @key: key bytes
  * @key_len: their number
  * @device_id: our device id (`member.claimed_device_id`)
- * @member_id: our membership's member id (`member.id`)
+ * @member_id: (nullable): our membership's member id (`member.id`; %NULL
+ *   writes `null`)
  * @sent_ts: wall-clock time in ms
  *
  * Returns: (transfer full): the `io.element.call.encryption_keys` content
- *   in matrix-js-sdk 43's shape (key as padded standard base64).
+ *   in matrix-js-sdk 43's shape (key as padded standard base64). The
+ *   object holds the key as a json-glib string, which is not wiped when it
+ *   is freed: free it as soon as it is encrypted.
  */
 JsonObject *
 mrtc_olm_media_key_content_build (const gchar *room_id, guint index,
@@ -132,7 +149,10 @@ mrtc_olm_media_key_content_build (const gchar *room_id, guint index,
   json_object_set_object_member (content, "keys", keys);
   json_object_set_string_member (content, "room_id", room_id);
   json_object_set_string_member (member, "claimed_device_id", device_id);
-  json_object_set_string_member (member, "id", member_id);
+  if (member_id != NULL)
+    json_object_set_string_member (member, "id", member_id);
+  else
+    json_object_set_null_member (member, "id");
   json_object_set_object_member (content, "member", member);
   json_object_set_string_member (session, "call_id", "");
   json_object_set_string_member (session, "application", "m.call");
@@ -191,13 +211,7 @@ mrtc_olm_media_key_content_parse (JsonObject *content, GError **error)
         "member.claimed_device_id");
     return NULL;
   }
-  if (json_node_get_value_type (index_node) == G_TYPE_INT64) {
-    index = json_node_get_int (index_node);
-  } else if (json_node_get_value_type (index_node) == G_TYPE_DOUBLE
-             && json_node_get_double (index_node)
-                    == (gdouble)(gint64)json_node_get_double (index_node)) {
-    index = (gint64)json_node_get_double (index_node);
-  } else {
+  if (!mrtc_olm_json_node_get_safe_int (index_node, &index)) {
     g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
         "media key index is not an integer");
     return NULL;
@@ -227,12 +241,10 @@ mrtc_olm_media_key_content_parse (JsonObject *content, GError **error)
   out->room_id = g_strdup (room_id);
   out->claimed_device_id = g_strdup (device_id);
   out->member_id = g_strdup (mrtc_olm_json_get_string (member, "id"));
-  if (ts_node != NULL && JSON_NODE_HOLDS_VALUE (ts_node)) {
-    if (json_node_get_value_type (ts_node) == G_TYPE_INT64)
-      out->sent_ts = json_node_get_int (ts_node);
-    else if (json_node_get_value_type (ts_node) == G_TYPE_DOUBLE)
-      out->sent_ts = (gint64)json_node_get_double (ts_node);
-  }
+  /* Informative only (keys are ordered by their arrival): a missing,
+   * fractional or out-of-range value reads as 0. */
+  if (!mrtc_olm_json_node_get_safe_int (ts_node, &out->sent_ts))
+    out->sent_ts = 0;
   return out;
 }
 
@@ -273,6 +285,15 @@ struct _MrtcOlmMediaKeyManager
   gint64 key_created;
   /* MrtcOlmMember the current key was shared with */
   GPtrArray *shared_with;
+  /* MrtcOlmMember a send of the current key failed for: not counted as
+   * having it, nor as joiners (re-sending is no reason to rotate), but as
+   * leavers when they leave (the failed request may have arrived). */
+  GPtrArray *unsent;
+  /* MrtcOlmMember: the other members of the last update */
+  GPtrArray *others;
+  /* Clock time of the next re-send to members whose send failed, or -1 */
+  gint64 retry_due;
+  guint send_failures;
 
   GQueue actions;      /* MrtcOlmMediaKeyAction */
   GQueue pending_uses; /* PendingUse, by due time */
@@ -297,7 +318,9 @@ default_clock (gpointer user_data)
  * someone joined and the current key is older than the grace period
  * (otherwise joiners just get the current key); a new key is used
  * use-key-delay (1 s) after it was sent. The owner feeds the member list
- * and a timer, and carries out the actions.
+ * and a timer, carries out the actions, and reports SEND actions that did
+ * not reach all their targets
+ * (mrtc_olm_media_key_manager_key_send_failed()).
  *
  * Returns: (transfer full): the manager.
  */
@@ -315,6 +338,11 @@ mrtc_olm_media_key_manager_new (const gchar *own_user_id,
   manager->grace_ms = DEFAULT_GRACE_PERIOD_MS;
   manager->shared_with
       = g_ptr_array_new_with_free_func ((GDestroyNotify)mrtc_olm_member_free);
+  manager->unsent
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)mrtc_olm_member_free);
+  manager->others
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)mrtc_olm_member_free);
+  manager->retry_due = -1;
   g_queue_init (&manager->actions);
   g_queue_init (&manager->pending_uses);
   return manager;
@@ -338,6 +366,8 @@ mrtc_olm_media_key_manager_free (MrtcOlmMediaKeyManager *manager)
   g_free (manager->own_device_id);
   mrtc_olm_wipe (manager->key, sizeof (manager->key));
   g_ptr_array_unref (manager->shared_with);
+  g_ptr_array_unref (manager->unsent);
+  g_ptr_array_unref (manager->others);
   g_queue_clear_full (
       &manager->actions, (GDestroyNotify)mrtc_olm_media_key_action_free);
   g_queue_clear_full (&manager->pending_uses, pending_use_free);
@@ -400,6 +430,39 @@ list_has (GPtrArray *list, const MrtcOlmMember *m,
   return FALSE;
 }
 
+/* Removes every member of @list on @m's device. */
+static void
+remove_device (GPtrArray *list, const MrtcOlmMember *m)
+{
+  guint i;
+
+  for (i = list->len; i > 0; i--)
+    if (same_device (g_ptr_array_index (list, i - 1), m))
+      g_ptr_array_remove_index (list, i - 1);
+}
+
+/* A re-sent membership (same device, new timestamp) is a re-join, not a
+ * leave: forgets the entries of @list for previous incarnations of
+ * members in @others. */
+static void
+forget_previous_incarnations (GPtrArray *list, GPtrArray *others)
+{
+  guint i, j;
+
+  for (i = list->len; i > 0; i--) {
+    MrtcOlmMember *s = g_ptr_array_index (list, i - 1);
+
+    for (j = 0; j < others->len; j++) {
+      MrtcOlmMember *o = g_ptr_array_index (others, j);
+
+      if (same_device (s, o) && s->created_ts != o->created_ts) {
+        g_ptr_array_remove_index (list, i - 1);
+        break;
+      }
+    }
+  }
+}
+
 static GPtrArray *
 member_array_new (void)
 {
@@ -414,6 +477,10 @@ new_key (MrtcOlmMediaKeyManager *manager, gint64 now)
   manager->key_created = now;
   manager->have_key = TRUE;
   g_ptr_array_set_size (manager->shared_with, 0);
+  g_ptr_array_set_size (manager->unsent, 0);
+  /* The new key goes to everyone: no retry of the old one is due. */
+  manager->retry_due = -1;
+  manager->send_failures = 0;
 }
 
 static void
@@ -431,6 +498,7 @@ queue_send (MrtcOlmMediaKeyManager *manager, GPtrArray *targets)
 
     g_ptr_array_add (action->targets, mrtc_olm_member_copy (m));
     g_ptr_array_add (manager->shared_with, mrtc_olm_member_copy (m));
+    remove_device (manager->unsent, m);
   }
   g_queue_push_tail (&manager->actions, action);
 }
@@ -479,6 +547,7 @@ mrtc_olm_media_key_manager_update_members (
   g_autoptr (GPtrArray) others = member_array_new ();
   g_autoptr (GPtrArray) joined = member_array_new ();
   gboolean any_left = FALSE;
+  guint new_joiners = 0;
   guint i;
 
   for (i = 0; members != NULL && i < members->len; i++) {
@@ -489,6 +558,10 @@ mrtc_olm_media_key_manager_update_members (
       continue;
     g_ptr_array_add (others, mrtc_olm_member_copy (m));
   }
+  g_ptr_array_set_size (manager->others, 0);
+  for (i = 0; i < others->len; i++)
+    g_ptr_array_add (
+        manager->others, mrtc_olm_member_copy (g_ptr_array_index (others, i)));
 
   if (!manager->have_key) {
     new_key (manager, now);
@@ -498,30 +571,25 @@ mrtc_olm_media_key_manager_update_members (
     return;
   }
 
-  /* A re-sent membership (same device, new timestamp) is a re-join, not a
-   * leave: forget that we shared with its previous incarnation. */
-  for (i = manager->shared_with->len; i > 0; i--) {
-    MrtcOlmMember *s = g_ptr_array_index (manager->shared_with, i - 1);
-    guint j;
-
-    for (j = 0; j < others->len; j++) {
-      MrtcOlmMember *o = g_ptr_array_index (others, j);
-
-      if (same_device (s, o) && s->created_ts != o->created_ts) {
-        g_ptr_array_remove_index (manager->shared_with, i - 1);
-        break;
-      }
-    }
-  }
+  forget_previous_incarnations (manager->shared_with, others);
+  forget_previous_incarnations (manager->unsent, others);
   for (i = 0; i < manager->shared_with->len; i++)
     if (!list_has (others, g_ptr_array_index (manager->shared_with, i),
             same_membership))
       any_left = TRUE;
+  for (i = 0; i < manager->unsent->len; i++)
+    if (!list_has (
+            others, g_ptr_array_index (manager->unsent, i), same_membership))
+      any_left = TRUE;
   for (i = 0; i < others->len; i++) {
     MrtcOlmMember *o = g_ptr_array_index (others, i);
 
-    if (!list_has (manager->shared_with, o, same_membership))
+    if (!list_has (manager->shared_with, o, same_membership)) {
       g_ptr_array_add (joined, mrtc_olm_member_copy (o));
+      /* Members we only failed to reach are no reason to rotate. */
+      if (!list_has (manager->unsent, o, same_membership))
+        new_joiners++;
+    }
   }
 
   if (manager->rotation_participant_limit > 0 && members != NULL
@@ -529,7 +597,7 @@ mrtc_olm_media_key_manager_update_members (
     if (joined->len > 0)
       queue_send (manager, joined);
   } else if (any_left
-             || (joined->len > 0
+             || (new_joiners > 0
                  && now - manager->key_created >= manager->grace_ms)) {
     new_key (manager, now);
     if (others->len > 0) {
@@ -542,6 +610,12 @@ mrtc_olm_media_key_manager_update_members (
   } else if (joined->len > 0) {
     queue_send (manager, joined);
   }
+  /* Those who left (without a rotation, above the participant limit) need
+   * no re-send. */
+  for (i = manager->unsent->len; i > 0; i--)
+    if (!list_has (others, g_ptr_array_index (manager->unsent, i - 1),
+            same_membership))
+      g_ptr_array_remove_index (manager->unsent, i - 1);
 }
 
 /**
@@ -569,10 +643,59 @@ mrtc_olm_media_key_manager_key_sent (
 }
 
 /**
+ * mrtc_olm_media_key_manager_key_send_failed:
+ * @manager: the manager
+ * @index: the index of a SEND action that failed, fully or in part
+ * @failed: (nullable) (element-type MrtcOlmMember): the targets it did not
+ *   reach (only `user_id` and `device_id` are used; pass the action's
+ *   `targets` when the whole request failed), or %NULL for every member the
+ *   current key went to
+ *
+ * A SEND action marks its targets as having the current key as soon as it
+ * is queued; call this when carrying it out failed for some or all of them
+ * (no verified device keys or Olm session, the request failed), so that
+ * they are no longer counted as having it: the key is then sent to them
+ * again, by mrtc_olm_media_key_manager_tick() after a back-off (2 s,
+ * doubling per failure up to 60 s; see
+ * mrtc_olm_media_key_manager_next_deadline()), or by the next member
+ * update, whichever comes first. Such re-sends never cause a rotation by
+ * themselves, but such a member leaving does (the failed request may have
+ * reached it). A failure for an index that is no longer the current key is
+ * ignored (the newer key went to everyone).
+ */
+void
+mrtc_olm_media_key_manager_key_send_failed (
+    MrtcOlmMediaKeyManager *manager, guint index, GPtrArray *failed)
+{
+  gint64 now = manager->clock (manager->clock_data);
+  gint64 delay;
+  guint i, j;
+
+  if (!manager->have_key || index != manager->index)
+    return;
+  for (i = manager->shared_with->len; i > 0; i--) {
+    MrtcOlmMember *s = g_ptr_array_index (manager->shared_with, i - 1);
+    gboolean hit = failed == NULL;
+
+    for (j = 0; !hit && j < failed->len; j++)
+      hit = same_device (s, g_ptr_array_index (failed, j));
+    if (hit) {
+      g_ptr_array_add (manager->unsent, mrtc_olm_member_copy (s));
+      g_ptr_array_remove_index (manager->shared_with, i - 1);
+    }
+  }
+  delay = MIN (
+      SEND_RETRY_MS << MIN (manager->send_failures, 5), SEND_RETRY_MAX_MS);
+  manager->send_failures++;
+  manager->retry_due = now + delay;
+}
+
+/**
  * mrtc_olm_media_key_manager_tick:
  * @manager: the manager
  *
- * Queues the USE actions that are due (call at
+ * Queues the USE actions that are due, and re-sends of the current key to
+ * members a send failed for (call at
  * mrtc_olm_media_key_manager_next_deadline()).
  */
 void
@@ -587,6 +710,21 @@ mrtc_olm_media_key_manager_tick (MrtcOlmMediaKeyManager *manager)
     queue_use (manager, use->index, use->key);
     pending_use_free (use);
   }
+
+  if (manager->retry_due >= 0 && manager->retry_due <= now) {
+    g_autoptr (GPtrArray) missing = member_array_new ();
+    guint i;
+
+    manager->retry_due = -1;
+    for (i = 0; i < manager->others->len; i++) {
+      MrtcOlmMember *o = g_ptr_array_index (manager->others, i);
+
+      if (!list_has (manager->shared_with, o, same_membership))
+        g_ptr_array_add (missing, mrtc_olm_member_copy (o));
+    }
+    if (missing->len > 0)
+      queue_send (manager, missing);
+  }
 }
 
 /**
@@ -600,8 +738,11 @@ gint64
 mrtc_olm_media_key_manager_next_deadline (MrtcOlmMediaKeyManager *manager)
 {
   PendingUse *use = g_queue_peek_head (&manager->pending_uses);
+  gint64 due = use != NULL ? use->due : -1;
 
-  return use != NULL ? use->due : -1;
+  if (manager->retry_due >= 0 && (due < 0 || manager->retry_due < due))
+    due = manager->retry_due;
+  return due;
 }
 
 /**
@@ -659,7 +800,8 @@ struct _MrtcOlmMediaKeyReceiver
   GPtrArray *members; /* MrtcOlmMember */
   GQueue held;        /* HeldKey, oldest first */
   GQueue deliveries;  /* MrtcOlmMediaKeyDelivery */
-  /* "user SEP device SEP member id SEP index" -> newest sent_ts seen */
+  /* "user SEP device SEP index" -> arrival time (receiver clock) of the
+   * newest key delivered; entries of members that left are pruned. */
   GHashTable *newest;
   guint dropped;
 };
@@ -675,8 +817,10 @@ struct _MrtcOlmMediaKeyReceiver
  * that very device as `claimed_device_id`, is for this room, and its
  * sender's device is a current member. Keys for devices that are not (yet)
  * members are held for a while (10 s) and delivered if the membership
- * shows up. Older keys (by `sent_ts`) for an index already delivered are
- * ignored.
+ * shows up. Keys are ordered by their arrival here, as matrix-js-sdk 43's
+ * OutdatedKeyFilter does (the sender's `sent_ts` is not trusted): a held
+ * key is not delivered when a key for the same device and index that
+ * arrived later was already delivered.
  *
  * Returns: (transfer full): the receiver.
  */
@@ -735,20 +879,24 @@ find_member (MrtcOlmMediaKeyReceiver *receiver, const gchar *user_id,
   return NULL;
 }
 
-/* Delivers @content for @member unless an equal or newer key for the same
- * index was already delivered. */
+static gchar *
+newest_prefix (const gchar *user_id, const gchar *device_id)
+{
+  return g_strconcat (user_id, MRTC_OLM_SEP, device_id, MRTC_OLM_SEP, NULL);
+}
+
+/* Delivers @content for @member unless a key for the same device and index
+ * that arrived after it (@arrived, receiver clock) was already delivered. */
 static void
 deliver (MrtcOlmMediaKeyReceiver *receiver, const MrtcOlmMember *member,
-    const MrtcOlmMediaKeyContent *content)
+    const MrtcOlmMediaKeyContent *content, gint64 arrived)
 {
-  gchar *key = g_strdup_printf ("%s" MRTC_OLM_SEP "%s" MRTC_OLM_SEP
-                                "%s" MRTC_OLM_SEP "%u",
-      member->user_id, member->device_id,
-      content->member_id != NULL ? content->member_id : "", content->index);
+  g_autofree gchar *prefix = newest_prefix (member->user_id, member->device_id);
+  gchar *key = g_strdup_printf ("%s%u", prefix, content->index);
   gint64 *newest = g_hash_table_lookup (receiver->newest, key);
   MrtcOlmMediaKeyDelivery *delivery;
 
-  if (newest != NULL && content->sent_ts < *newest) {
+  if (newest != NULL && arrived < *newest) {
     g_debug ("ignoring an outdated media key of %s %s index %u",
         member->user_id, member->device_id, content->index);
     receiver->dropped++;
@@ -761,7 +909,7 @@ deliver (MrtcOlmMediaKeyReceiver *receiver, const MrtcOlmMember *member,
   } else {
     g_free (key);
   }
-  *newest = content->sent_ts;
+  *newest = arrived;
 
   delivery = g_new0 (MrtcOlmMediaKeyDelivery, 1);
   delivery->identity = g_strdup (member->identity);
@@ -804,10 +952,32 @@ mrtc_olm_media_key_receiver_update_members (
   GList *l, *next;
   guint i;
 
+  g_autoptr (GHashTable) current = NULL;
+  GHashTableIter iter;
+  gpointer key;
+
   g_ptr_array_set_size (receiver->members, 0);
   for (i = 0; members != NULL && i < members->len; i++)
     g_ptr_array_add (receiver->members,
         mrtc_olm_member_copy (g_ptr_array_index (members, i)));
+
+  /* Forget the ordering state of devices that are no longer members: the
+   * map stays bounded by members x 256 indexes. */
+  current = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (i = 0; i < receiver->members->len; i++) {
+    const MrtcOlmMember *m = g_ptr_array_index (receiver->members, i);
+
+    g_hash_table_add (current, newest_prefix (m->user_id, m->device_id));
+  }
+  g_hash_table_iter_init (&iter, receiver->newest);
+  while (g_hash_table_iter_next (&iter, &key, NULL)) {
+    const gchar *index = strrchr (key, MRTC_OLM_SEP[0]);
+    g_autofree gchar *prefix = g_strndup (
+        key, index != NULL ? (gsize)(index - (gchar *)key) + 1 : 0);
+
+    if (!g_hash_table_contains (current, prefix))
+      g_hash_table_iter_remove (&iter);
+  }
 
   expire_held (receiver, now);
   for (l = receiver->held.head; l != NULL; l = next) {
@@ -818,7 +988,7 @@ mrtc_olm_media_key_receiver_update_members (
     next = l->next;
     if (member == NULL)
       continue;
-    deliver (receiver, member, held->content);
+    deliver (receiver, member, held->content, held->received);
     g_queue_delete_link (&receiver->held, l);
     held_key_free (held);
   }
@@ -873,7 +1043,7 @@ mrtc_olm_media_key_receiver_receive (MrtcOlmMediaKeyReceiver *receiver,
   member
       = find_member (receiver, event->sender, event->sender_device->device_id);
   if (member != NULL) {
-    deliver (receiver, member, content);
+    deliver (receiver, member, content, now);
     return TRUE;
   }
 

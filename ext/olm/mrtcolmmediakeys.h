@@ -102,8 +102,11 @@ typedef enum
 /**
  * MrtcOlmMediaKeyAction:
  * @kind: %MRTC_OLM_MEDIA_KEY_ACTION_SEND: Olm-encrypt the key to every
- *   member in @targets; %MRTC_OLM_MEDIA_KEY_ACTION_USE: give the key to the
- *   frame encryptor as our current key
+ *   member in @targets (they count as having it from then on: report the
+ *   targets it did not reach with
+ *   mrtc_olm_media_key_manager_key_send_failed() so that it is sent to them
+ *   again); %MRTC_OLM_MEDIA_KEY_ACTION_USE: give the key to the frame
+ *   encryptor as our current key
  * @index: the key index
  * @key: the key (%MRTC_OLM_MEDIA_KEY_LEN bytes)
  * @targets: (element-type MrtcOlmMember): for SEND, the recipients
@@ -138,6 +141,8 @@ void mrtc_olm_media_key_manager_update_members (
     MrtcOlmMediaKeyManager *manager, GPtrArray *members);
 void mrtc_olm_media_key_manager_key_sent (
     MrtcOlmMediaKeyManager *manager, guint index);
+void mrtc_olm_media_key_manager_key_send_failed (
+    MrtcOlmMediaKeyManager *manager, guint index, GPtrArray *failed);
 void mrtc_olm_media_key_manager_tick (MrtcOlmMediaKeyManager *manager);
 gint64 mrtc_olm_media_key_manager_next_deadline (
     MrtcOlmMediaKeyManager *manager);

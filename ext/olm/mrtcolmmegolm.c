@@ -25,6 +25,17 @@
 /* Spec defaults for m.room.encryption rotation_period_ms / _msgs. */
 #define DEFAULT_ROTATION_PERIOD_MS G_GINT64_CONSTANT (604800000)
 #define DEFAULT_ROTATION_MESSAGES 100
+/* Upper bounds for what room state may ask (as matrix-rust-sdk clamps). */
+#define MAX_ROTATION_PERIOD_MS DEFAULT_ROTATION_PERIOD_MS
+#define MAX_ROTATION_MESSAGES 10000
+/* Inbound sessions kept per sending device and in all (oldest dropped). */
+#define MAX_INBOUND_PER_SENDER 256
+#define MAX_INBOUND_SESSIONS 4096
+/* Replay records kept per inbound session: older indexes are refused. */
+#define MAX_SEEN_PER_SESSION 1024
+/* Longest Megolm ciphertext accepted (base64 of a payload of at most
+ * MRTC_OLM_MAX_PAYLOAD_LEN bytes plus the Megolm framing). */
+#define MAX_MEGOLM_CIPHERTEXT_LEN (MRTC_OLM_MAX_PAYLOAD_LEN / 3 * 4 + 1024)
 
 typedef struct
 {
@@ -47,6 +58,11 @@ typedef struct
   OlmInboundGroupSession *session;
   /* message index (decimal string) -> "event id SEP origin_server_ts" */
   GHashTable *seen;
+  /* Highest message index whose record was pruned from @seen, or -1:
+   * indexes up to it that are not in @seen cannot be checked (refused). */
+  gint64 seen_floor;
+  /* Real time in µs when the session was added. */
+  gint64 added;
 } MrtcOlmInboundGroup;
 
 static void
@@ -90,6 +106,8 @@ inbound_group_new (void)
   group->session = olm_inbound_group_session (
       g_malloc0 (olm_inbound_group_session_size ()));
   group->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  group->seen_floor = -1;
+  group->added = g_get_real_time ();
   return group;
 }
 
@@ -234,6 +252,10 @@ mrtc_olm_megolm_save (MrtcOlmAccount *account, JsonBuilder *builder)
       json_builder_add_string_value (builder, value);
     }
     json_builder_end_object (builder);
+    json_builder_set_member_name (builder, "seen_floor");
+    json_builder_add_int_value (builder, group->seen_floor);
+    json_builder_set_member_name (builder, "added");
+    json_builder_add_int_value (builder, group->added);
     json_builder_end_object (builder);
   }
   json_builder_end_array (builder);
@@ -325,6 +347,9 @@ mrtc_olm_megolm_load (
         g_hash_table_insert (group->seen, g_strdup (l->data), g_strdup (v));
     }
     g_list_free (members);
+    group->seen_floor
+        = json_object_get_int_member_with_default (o, "seen_floor", -1);
+    group->added = json_object_get_int_member_with_default (o, "added", 0);
     g_hash_table_replace (account->inbound_groups,
         inbound_key (group->room_id, group->sender_key, group->session_id),
         group);
@@ -347,25 +372,69 @@ malformed:
  * @max_messages: `rotation_period_msgs`
  *
  * Sets when an outbound group session is replaced (defaults: one week,
- * 100 messages).
+ * 100 messages). Values of 0 or less mean the default; larger values than
+ * one week or 10000 messages are clamped to those.
  */
 void
 mrtc_olm_account_set_megolm_rotation (
     MrtcOlmAccount *account, gint64 period_ms, guint32 max_messages)
 {
-  account->megolm_period_ms
-      = period_ms > 0 ? period_ms : DEFAULT_ROTATION_PERIOD_MS;
-  account->megolm_max_messages
-      = max_messages > 0 ? max_messages : DEFAULT_ROTATION_MESSAGES;
+  account->megolm_period_ms = period_ms > 0
+                                  ? MIN (period_ms, MAX_ROTATION_PERIOD_MS)
+                                  : DEFAULT_ROTATION_PERIOD_MS;
+  account->megolm_max_messages = max_messages > 0
+                                     ? MIN (max_messages, MAX_ROTATION_MESSAGES)
+                                     : DEFAULT_ROTATION_MESSAGES;
 }
 
 static gboolean
 outbound_expired (MrtcOlmAccount *account, MrtcOlmOutboundGroup *group)
 {
+  /* In ms, so that nothing can overflow. */
   return olm_outbound_group_session_message_index (group->session)
              >= account->megolm_max_messages
-         || g_get_real_time () - group->created
-                >= account->megolm_period_ms * 1000;
+         || (g_get_real_time () - group->created) / 1000
+                >= account->megolm_period_ms;
+}
+
+/* Drops the oldest inbound sessions beyond the limits: per sending device
+ * (@sender_key) and in all. Peers choose how many sessions (and in which
+ * rooms) they share, so this keeps the state and the store bounded. */
+static void
+limit_inbound_groups (MrtcOlmAccount *account, const gchar *sender_key)
+{
+  for (;;) {
+    GHashTableIter iter;
+    gpointer key, value;
+    gpointer oldest_sender_key = NULL, oldest_key = NULL;
+    gint64 oldest_sender = G_MAXINT64, oldest = G_MAXINT64;
+    guint from_sender = 0, total = 0;
+
+    g_hash_table_iter_init (&iter, account->inbound_groups);
+    while (g_hash_table_iter_next (&iter, &key, &value)) {
+      MrtcOlmInboundGroup *group = value;
+
+      total++;
+      if (group->added < oldest) {
+        oldest = group->added;
+        oldest_key = key;
+      }
+      if (g_strcmp0 (group->sender_key, sender_key) == 0) {
+        from_sender++;
+        if (group->added < oldest_sender) {
+          oldest_sender = group->added;
+          oldest_sender_key = key;
+        }
+      }
+    }
+    if (from_sender > MAX_INBOUND_PER_SENDER)
+      g_hash_table_remove (account->inbound_groups, oldest_sender_key);
+    else if (total > MAX_INBOUND_SESSIONS)
+      g_hash_table_remove (account->inbound_groups, oldest_key);
+    else
+      break;
+    account->dirty = TRUE;
+  }
 }
 
 static void
@@ -398,6 +467,7 @@ add_own_inbound (MrtcOlmAccount *account, MrtcOlmOutboundGroup *group)
   g_hash_table_replace (account->inbound_groups,
       inbound_key (inbound->room_id, inbound->sender_key, inbound->session_id),
       inbound);
+  limit_inbound_groups (account, account->curve25519);
 }
 
 static MrtcOlmOutboundGroup *
@@ -590,7 +660,9 @@ mrtc_olm_account_megolm_encrypt (MrtcOlmAccount *account, const gchar *room_id,
  *
  * Stores the Megolm session a verified device shared. The session is bound
  * to that device's keys and user: only events sent by that user decrypt
- * with it. A session already known from an earlier index is kept.
+ * with it. A session already known from an earlier index is kept. At most
+ * 256 sessions per sending device and 4096 in all are kept (the oldest
+ * are dropped).
  *
  * Returns: %TRUE if the key is valid (new or already known).
  */
@@ -654,16 +726,21 @@ mrtc_olm_account_add_room_key (MrtcOlmAccount *account,
 
     group->seen = known->seen;
     known->seen = tmp;
+    group->seen_floor = known->seen_floor;
   }
   g_hash_table_replace (account->inbound_groups, key, group);
   account->dirty = TRUE;
+  limit_inbound_groups (account, device->curve25519);
   return TRUE;
 }
 
-static MrtcOlmInboundGroup *
+/* Every inbound session of @room_id with @session_id (several devices may
+ * have shared sessions with the same id). */
+static GPtrArray *
 find_inbound_by_id (
     MrtcOlmAccount *account, const gchar *room_id, const gchar *session_id)
 {
+  GPtrArray *found = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer value;
 
@@ -673,9 +750,71 @@ find_inbound_by_id (
 
     if (g_strcmp0 (group->room_id, room_id) == 0
         && g_strcmp0 (group->session_id, session_id) == 0)
-      return group;
+      g_ptr_array_add (found, group);
   }
-  return NULL;
+  return found;
+}
+
+/* Decrypts @ciphertext with @group; returns the plaintext or %NULL with
+ * @error set. */
+static guint8 *
+group_decrypt (MrtcOlmInboundGroup *group, const gchar *ciphertext,
+    const gchar *event_id, gsize *out_len, guint32 *index, GError **error)
+{
+  gsize len = strlen (ciphertext);
+  g_autofree gchar *copy = g_strdup (ciphertext);
+  gsize max_len, res;
+  guint8 *plain;
+
+  max_len = olm_group_decrypt_max_plaintext_length (
+      group->session, (guint8 *)copy, len);
+  if (max_len == olm_error ()) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_DECRYPT,
+        "cannot decrypt Megolm event %s: %s", event_id,
+        olm_inbound_group_session_last_error (group->session));
+    return NULL;
+  }
+  memcpy (copy, ciphertext, len);
+  plain = g_malloc (max_len + 1);
+  res = olm_group_decrypt (
+      group->session, (guint8 *)copy, len, plain, max_len, index);
+  if (res == olm_error ()) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_DECRYPT,
+        "cannot decrypt Megolm event %s: %s", event_id,
+        olm_inbound_group_session_last_error (group->session));
+    mrtc_olm_wipe (plain, max_len);
+    g_free (plain);
+    return NULL;
+  }
+  plain[res] = '\0';
+  *out_len = res;
+  return plain;
+}
+
+/* Records that @index of @group belongs to @record, pruning the oldest
+ * records beyond the limit. */
+static void
+remember_seen (MrtcOlmInboundGroup *group, gchar *index_str, gchar *record)
+{
+  g_hash_table_insert (group->seen, index_str, record);
+  while (g_hash_table_size (group->seen) > MAX_SEEN_PER_SESSION) {
+    GHashTableIter iter;
+    gpointer key;
+    gpointer lowest_key = NULL;
+    guint64 lowest = G_MAXUINT64;
+
+    g_hash_table_iter_init (&iter, group->seen);
+    while (g_hash_table_iter_next (&iter, &key, NULL)) {
+      guint64 v = g_ascii_strtoull (key, NULL, 10);
+
+      if (v < lowest) {
+        lowest = v;
+        lowest_key = key;
+      }
+    }
+    group->seen_floor = MAX (group->seen_floor, (gint64)lowest);
+    g_hash_table_remove (group->seen, lowest_key);
+  }
 }
 
 /**
@@ -692,7 +831,11 @@ find_inbound_by_id (
  * (%MRTC_OLM_ERROR_UNKNOWN_SESSION: the key may still arrive), when the
  * session was shared by another user than @sender or for another room
  * (%MRTC_OLM_ERROR_MISMATCH), and when the message index was already used
- * by another event (%MRTC_OLM_ERROR_REPLAY).
+ * by another event, or is older than the replay records kept for the
+ * session (%MRTC_OLM_ERROR_REPLAY). Without the deprecated `sender_key`
+ * (MSC3700), every session of the room with that id is tried, those
+ * shared by @sender only. Ciphertexts and payloads over 64 KiB, and
+ * payloads nested too deeply, are refused (%MRTC_OLM_ERROR_INVALID).
  *
  * Returns: (transfer full) (nullable): the decrypted event.
  */
@@ -704,16 +847,18 @@ mrtc_olm_account_megolm_decrypt (MrtcOlmAccount *account, const gchar *room_id,
   const gchar *sender_key = mrtc_olm_json_get_string (content, "sender_key");
   const gchar *session_id = mrtc_olm_json_get_string (content, "session_id");
   const gchar *ciphertext = mrtc_olm_json_get_string (content, "ciphertext");
-  g_autofree gchar *key = NULL;
-  g_autofree gchar *copy = NULL;
+  g_autoptr (GPtrArray) candidates = NULL;
   g_autofree gchar *index_str = NULL;
   g_autofree gchar *record = NULL;
   g_autoptr (JsonObject) payload = NULL;
-  MrtcOlmInboundGroup *group;
+  MrtcOlmInboundGroup *group = NULL;
   const gchar *seen;
-  gsize len, max_len, res;
-  guint8 *plain;
+  gsize res = 0;
+  guint8 *plain = NULL;
   guint32 index = 0;
+  guint i;
+  gboolean other_sender = FALSE;
+  GError *last = NULL;
   MrtcOlmGroupDecrypted *out;
 
   if (g_strcmp0 (mrtc_olm_json_get_string (content, "algorithm"),
@@ -725,60 +870,75 @@ mrtc_olm_account_megolm_decrypt (MrtcOlmAccount *account, const gchar *room_id,
         "malformed Megolm event");
     return NULL;
   }
+  if (strlen (ciphertext) > MAX_MEGOLM_CIPHERTEXT_LEN) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+        "Megolm event %s too large", event_id);
+    return NULL;
+  }
   if (sender_key != NULL) {
-    key = inbound_key (room_id, sender_key, session_id);
-    group = g_hash_table_lookup (account->inbound_groups, key);
+    g_autofree gchar *key = inbound_key (room_id, sender_key, session_id);
+    MrtcOlmInboundGroup *found
+        = g_hash_table_lookup (account->inbound_groups, key);
+
+    candidates = g_ptr_array_new ();
+    if (found != NULL)
+      g_ptr_array_add (candidates, found);
   } else {
     /* sender_key and device_id are deprecated (MSC3700) and may be absent:
-     * find the session by room and id. */
-    group = find_inbound_by_id (account, room_id, session_id);
+     * find the sessions by room and id. Anyone holding the room's key may
+     * have shared another session under the same id, so try all of them. */
+    candidates = find_inbound_by_id (account, room_id, session_id);
   }
-  if (group == NULL) {
+  if (candidates->len == 0) {
     g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_UNKNOWN_SESSION,
         "no Megolm session %s from %s in %s", session_id, sender, room_id);
     return NULL;
   }
-  if (g_strcmp0 (group->sender_user, sender) != 0) {
-    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_MISMATCH,
-        "Megolm session of %s used by %s", group->sender_user, sender);
-    return NULL;
-  }
 
-  len = strlen (ciphertext);
-  copy = g_strdup (ciphertext);
-  max_len = olm_group_decrypt_max_plaintext_length (
-      group->session, (guint8 *)copy, len);
-  if (max_len == olm_error ()) {
-    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_DECRYPT,
-        "cannot decrypt Megolm event %s: %s", event_id,
-        olm_inbound_group_session_last_error (group->session));
+  for (i = 0; i < candidates->len && plain == NULL; i++) {
+    MrtcOlmInboundGroup *candidate = g_ptr_array_index (candidates, i);
+
+    if (g_strcmp0 (candidate->sender_user, sender) != 0) {
+      other_sender = TRUE;
+      continue;
+    }
+    g_clear_error (&last);
+    plain
+        = group_decrypt (candidate, ciphertext, event_id, &res, &index, &last);
+    if (plain != NULL)
+      group = candidate;
+  }
+  if (plain == NULL) {
+    if (last != NULL) {
+      g_propagate_error (error, last);
+    } else {
+      g_assert (other_sender);
+      g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_MISMATCH,
+          "Megolm session %s in %s was not shared by %s", session_id, room_id,
+          sender);
+    }
     return NULL;
   }
-  memcpy (copy, ciphertext, len);
-  plain = g_malloc (max_len + 1);
-  res = olm_group_decrypt (
-      group->session, (guint8 *)copy, len, plain, max_len, &index);
-  if (res == olm_error ()) {
-    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_DECRYPT,
-        "cannot decrypt Megolm event %s: %s", event_id,
-        olm_inbound_group_session_last_error (group->session));
-    g_free (plain);
-    return NULL;
-  }
+  g_clear_error (&last);
 
   index_str = g_strdup_printf ("%u", index);
   record = g_strdup_printf (
       "%s" MRTC_OLM_SEP "%" G_GINT64_FORMAT, event_id, origin_server_ts);
   seen = g_hash_table_lookup (group->seen, index_str);
-  if (seen != NULL && strcmp (seen, record) != 0) {
+  if ((seen != NULL && strcmp (seen, record) != 0)
+      || (seen == NULL && (gint64)index <= group->seen_floor)) {
     mrtc_olm_wipe (plain, res);
     g_free (plain);
     g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_REPLAY,
-        "Megolm message index %u replayed in %s", index, event_id);
+        seen != NULL ? "Megolm message index %u replayed in %s"
+                     : "Megolm message index %u of %s is older than the "
+                       "replay records kept",
+        index, event_id);
     return NULL;
   }
 
-  payload = mrtc_olm_json_object_from_string ((const gchar *)plain, res, error);
+  payload
+      = mrtc_olm_json_payload_from_string ((const gchar *)plain, res, error);
   mrtc_olm_wipe (plain, res);
   g_free (plain);
   if (payload == NULL)
@@ -796,8 +956,8 @@ mrtc_olm_account_megolm_decrypt (MrtcOlmAccount *account, const gchar *room_id,
     return NULL;
   }
   if (seen == NULL) {
-    g_hash_table_insert (
-        group->seen, g_steal_pointer (&index_str), g_steal_pointer (&record));
+    remember_seen (
+        group, g_steal_pointer (&index_str), g_steal_pointer (&record));
     account->dirty = TRUE;
   }
 

@@ -37,8 +37,17 @@ struct _MrtcOlmAccount
 
   /* "user SEP device" -> MrtcOlmDevice */
   GHashTable *devices;
+  /* "user SEP device" -> MrtcOlmRemovedDevice: devices that left their
+   * user's device list, whose identity keys stay pinned */
+  GHashTable *removed_devices;
   /* peer curve25519 -> GPtrArray of MrtcOlmSessionEntry */
   GHashTable *sessions;
+  /* peer curve25519 -> GPtrArray of gchar * (oldest first): ids of evicted
+   * Olm sessions, which a replayed pre-key message would re-create */
+  GHashTable *retired_sessions;
+  /* Real time in µs when a fallback key was published while the previous
+   * one is still kept by libolm (forgotten an hour later), or 0 */
+  gint64 fallback_published_at;
   /* room id -> MrtcOlmOutboundGroup */
   GHashTable *outbound_groups;
   /* "room SEP sender curve25519 SEP session id" -> MrtcOlmInboundGroup */

@@ -406,21 +406,96 @@ mrtc_olm_json_object_to_string (JsonObject *object)
 }
 
 /**
- * mrtc_olm_json_object_from_string:
+ * mrtc_olm_json_check_text:
  * @text: JSON text (need not be NUL-terminated if @len is given)
  * @len: length of @text or -1
+ * @max_depth: the deepest nesting of arrays and objects accepted
  * @error: return location for an error
  *
- * Returns: (transfer full) (nullable): the object, or %NULL when @text is
- *   not a JSON object.
+ * A linear pre-scan of untrusted JSON before json-glib parses it
+ * (json-glib's parser recurses without limit, so deep nesting exhausts the
+ * stack). Refuses nesting deeper than @max_depth, what json-glib accepts
+ * beyond strict JSON (single-quoted strings, comments: they would hide
+ * brackets from this scan) and NUL characters, raw or escaped as `\u0000`
+ * (json-glib would silently cut the string there).
+ *
+ * Returns: %TRUE if @text may be given to json-glib.
  */
-JsonObject *
-mrtc_olm_json_object_from_string (const gchar *text, gssize len, GError **error)
+gboolean
+mrtc_olm_json_check_text (
+    const gchar *text, gssize len, guint max_depth, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  gsize n = len < 0 ? strlen (text) : (gsize)len;
+  gsize i;
+  guint depth = 0;
+  gboolean in_string = FALSE;
+
+  for (i = 0; i < n; i++) {
+    gchar c = text[i];
+
+    if (c == '\0') {
+      g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+          "NUL character in JSON");
+      return FALSE;
+    }
+    if (in_string) {
+      if (c == '"') {
+        in_string = FALSE;
+      } else if (c == '\\' && i + 1 < n) {
+        i++;
+        if (text[i] == 'u' && i + 4 < n
+            && strncmp (text + i + 1, "0000", 4) == 0) {
+          g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+              "NUL character (\\u0000) in a JSON string");
+          return FALSE;
+        }
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = TRUE;
+        break;
+      case '[':
+      case '{':
+        if (++depth > max_depth) {
+          g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+              "JSON nested deeper than %u levels", max_depth);
+          return FALSE;
+        }
+        break;
+      case ']':
+      case '}':
+        if (depth > 0)
+          depth--;
+        break;
+      case '\'':
+      case '/':
+        g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+            "not strict JSON (single quotes or comments)");
+        return FALSE;
+      default:
+        break;
+    }
+  }
+  return TRUE;
+}
+
+static JsonObject *
+object_from_string (
+    const gchar *text, gssize len, guint max_depth, GError **error)
+{
+  g_autoptr (JsonParser) parser = NULL;
   GError *local = NULL;
   JsonNode *root;
 
+  if (text == NULL) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID, "no JSON");
+    return NULL;
+  }
+  if (!mrtc_olm_json_check_text (text, len, max_depth, error))
+    return NULL;
+  parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, text, len, &local)) {
     g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
         "invalid JSON: %s", local->message);
@@ -434,6 +509,51 @@ mrtc_olm_json_object_from_string (const gchar *text, gssize len, GError **error)
     return NULL;
   }
   return json_object_ref (json_node_get_object (root));
+}
+
+/**
+ * mrtc_olm_json_object_from_string:
+ * @text: JSON text (need not be NUL-terminated if @len is given)
+ * @len: length of @text or -1
+ * @error: return location for an error
+ *
+ * Parses JSON after mrtc_olm_json_check_text() with
+ * %MRTC_OLM_JSON_MAX_DEPTH_ANY: nesting that would exhaust the stack, NUL
+ * characters and non-standard syntax are refused with
+ * %MRTC_OLM_ERROR_INVALID. Decrypted payloads go through the stricter
+ * mrtc_olm_json_payload_from_string().
+ *
+ * Returns: (transfer full) (nullable): the object, or %NULL when @text is
+ *   not a JSON object.
+ */
+JsonObject *
+mrtc_olm_json_object_from_string (const gchar *text, gssize len, GError **error)
+{
+  return object_from_string (text, len, MRTC_OLM_JSON_MAX_DEPTH_ANY, error);
+}
+
+/**
+ * mrtc_olm_json_payload_from_string:
+ * @text: a decrypted Olm or Megolm payload (need not be NUL-terminated)
+ * @len: its length
+ * @error: return location for an error
+ *
+ * As mrtc_olm_json_object_from_string() for what a peer encrypted: at most
+ * %MRTC_OLM_MAX_PAYLOAD_LEN bytes nested at most %MRTC_OLM_JSON_MAX_DEPTH
+ * levels (%MRTC_OLM_ERROR_INVALID otherwise).
+ *
+ * Returns: (transfer full) (nullable): the object.
+ */
+JsonObject *
+mrtc_olm_json_payload_from_string (const gchar *text, gsize len, GError **error)
+{
+  if (len > MRTC_OLM_MAX_PAYLOAD_LEN) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+        "payload of %" G_GSIZE_FORMAT " bytes is too large (limit %d)", len,
+        MRTC_OLM_MAX_PAYLOAD_LEN);
+    return NULL;
+  }
+  return object_from_string (text, (gssize)len, MRTC_OLM_JSON_MAX_DEPTH, error);
 }
 
 /**
@@ -455,6 +575,46 @@ mrtc_olm_json_get_string (JsonObject *object, const gchar *member)
       || json_node_get_value_type (node) != G_TYPE_STRING)
     return NULL;
   return json_node_get_string (node);
+}
+
+/**
+ * mrtc_olm_json_node_get_safe_int:
+ * @node: (nullable): a JSON value
+ * @out: (out): the integer
+ *
+ * Reads an integer that JavaScript could have written: a JSON integer, or
+ * a number with no fractional part, within ±(2^53 - 1). Out-of-range and
+ * non-finite numbers are refused rather than cast (which is undefined
+ * behaviour in C).
+ *
+ * Returns: %TRUE if @node holds such an integer.
+ */
+gboolean
+mrtc_olm_json_node_get_safe_int (JsonNode *node, gint64 *out)
+{
+  GType type;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node))
+    return FALSE;
+  type = json_node_get_value_type (node);
+  if (type == G_TYPE_INT64) {
+    gint64 v = json_node_get_int (node);
+
+    if (v > MRTC_OLM_JSON_MAX_SAFE_INT || v < -MRTC_OLM_JSON_MAX_SAFE_INT)
+      return FALSE;
+    *out = v;
+    return TRUE;
+  }
+  if (type == G_TYPE_DOUBLE) {
+    gdouble v = json_node_get_double (node);
+
+    if (!isfinite (v) || fabs (v) > (gdouble)MRTC_OLM_JSON_MAX_SAFE_INT
+        || v != floor (v))
+      return FALSE;
+    *out = (gint64)v;
+    return TRUE;
+  }
+  return FALSE;
 }
 
 /**

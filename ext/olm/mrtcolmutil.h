@@ -22,6 +22,17 @@ G_BEGIN_DECLS
  * Matrix ids, room ids or base64). */
 #define MRTC_OLM_SEP "\x1f"
 
+/* Deepest nesting of arrays and objects accepted in decrypted payloads
+ * (mrtc_olm_json_payload_from_string()). */
+#define MRTC_OLM_JSON_MAX_DEPTH 64
+/* Deepest nesting accepted by mrtc_olm_json_object_from_string(): above
+ * what a homeserver passes on (Synapse's JSON decoder stops near 1000
+ * levels), far below what exhausts a thread's stack in json-glib. */
+#define MRTC_OLM_JSON_MAX_DEPTH_ANY 2048
+/* Longest decrypted Olm or Megolm payload accepted (a Matrix event is at
+ * most 64 KiB). */
+#define MRTC_OLM_MAX_PAYLOAD_LEN 65536
+
 #define MRTC_OLM_ERROR (mrtc_olm_error_quark ())
 GQuark mrtc_olm_error_quark (void);
 
@@ -91,8 +102,13 @@ void mrtc_olm_json_string_append (GString *out, const gchar *str);
 gchar *mrtc_olm_canonical_json (JsonNode *node, GError **error);
 gchar *mrtc_olm_canonical_json_for_signing (JsonObject *object, GError **error);
 gchar *mrtc_olm_json_object_to_string (JsonObject *object);
+gboolean mrtc_olm_json_check_text (
+    const gchar *text, gssize len, guint max_depth, GError **error);
 JsonObject *mrtc_olm_json_object_from_string (
     const gchar *text, gssize len, GError **error);
+JsonObject *mrtc_olm_json_payload_from_string (
+    const gchar *text, gsize len, GError **error);
+gboolean mrtc_olm_json_node_get_safe_int (JsonNode *node, gint64 *out);
 
 const gchar *mrtc_olm_json_get_string (JsonObject *object, const gchar *member);
 JsonObject *mrtc_olm_json_get_object (JsonObject *object, const gchar *member);

@@ -574,8 +574,8 @@ GST_START_TEST (test_olm_rejects)
     const gchar *bad[] = {
       "{}",
       "{\"algorithm\":\"m.olm.v1.curve25519-aes-sha2\"}",
-      "{\"algorithm\":\"m.olm.v1.curve25519-aes-sha2\",\"sender_key\":\"x\","
-      "\"ciphertext\":[]}",
+      ("{\"algorithm\":\"m.olm.v1.curve25519-aes-sha2\",\"sender_key\":\"x\","
+       "\"ciphertext\":[]}"),
       "{\"algorithm\":\"m.megolm.v1.aes-sha2\",\"sender_key\":\"x\"}",
     };
     guint i;

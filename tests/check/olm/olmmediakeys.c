@@ -490,17 +490,21 @@ GST_START_TEST (test_receiver_binding)
       mrtc_olm_media_key_receiver_get_dropped (r), ++dropped);
   fail_unless (mrtc_olm_media_key_receiver_pop_delivery (r) == NULL);
 
-  /* An older key (sent_ts) for an index already delivered is ignored. */
+  /* Keys are ordered by arrival, not by the sender's sent_ts (as
+   * matrix-js-sdk 43): a key for an index already delivered that arrives
+   * later replaces it, whatever its sent_ts says. */
   {
     g_autoptr (JsonObject) old = mrtc_olm_media_key_content_build (
         ROOM, 4, test_key, 16, "B", "mb", 50);
 
+    fake_now = 1;
     d = fake_decrypted ("@b:hs", "B", old);
     fail_unless (mrtc_olm_media_key_receiver_receive (r, d, &error));
     mrtc_olm_decrypted_free (d);
-    fail_unless (mrtc_olm_media_key_receiver_pop_delivery (r) == NULL);
+    expect_delivery (r, "@b:hs:B", 4, test_key);
     fail_unless_equals_int (
-        mrtc_olm_media_key_receiver_get_dropped (r), ++dropped);
+        mrtc_olm_media_key_receiver_get_dropped (r), dropped);
+    fake_now = 0;
   }
 
   /* Keys of a device that is not a member yet are held, then delivered
@@ -568,7 +572,6 @@ GST_START_TEST (test_end_to_end_olm)
   g_autoptr (JsonObject) messages = NULL;
   g_autoptr (MrtcOlmDecrypted) at_bob = NULL;
   g_autoptr (MrtcOlmDecrypted) at_carol = NULL;
-  g_autoptr (MrtcOlmDecrypted) unknown = NULL;
   GError *error = NULL;
   guint i;
 
@@ -741,6 +744,262 @@ GST_START_TEST (test_no_key_bytes_in_logs)
 
 GST_END_TEST;
 
+/* Findings 7 and 11: numbers out of range are refused (or ignored) rather
+ * than cast, and a missing member id is written as null. */
+GST_START_TEST (test_content_ranges_and_null_member)
+{
+  const gchar *bad_index[] = { "1e300", "-1e300", "9007199254740993.0", "1e19",
+    "99999999999999999999" };
+  const gchar *odd_ts[] = { "-1e300", "1e300", "1.5", "\"5\"", "null" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (bad_index); i++) {
+    g_autofree gchar *text = g_strdup_printf (
+        "{\"keys\":{\"index\":%s,\"key\":\"AAECAwQFBgcICQoLDA0O/w\"},"
+        "\"room_id\":\"!call:hs\",\"member\":{\"claimed_device_id\":\"D\"}}",
+        bad_index[i]);
+    g_autoptr (JsonObject) o = parse_json (text);
+    GError *error = NULL;
+
+    fail_unless (mrtc_olm_media_key_content_parse (o, &error) == NULL,
+        "index %s accepted", bad_index[i]);
+    g_assert_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID);
+    g_clear_error (&error);
+  }
+  for (i = 0; i < G_N_ELEMENTS (odd_ts); i++) {
+    g_autofree gchar *text = g_strdup_printf (
+        "{\"keys\":{\"index\":4.0,\"key\":\"AAECAwQFBgcICQoLDA0O/w\"},"
+        "\"room_id\":\"!call:hs\",\"member\":{\"claimed_device_id\":\"D\"},"
+        "\"sent_ts\":%s}",
+        odd_ts[i]);
+    g_autoptr (JsonObject) o = parse_json (text);
+    g_autoptr (MrtcOlmMediaKeyContent) c = NULL;
+    GError *error = NULL;
+
+    c = mrtc_olm_media_key_content_parse (o, &error);
+    g_assert_no_error (error);
+    fail_unless_equals_int (c->index, 4);
+    fail_unless_equals_int64 (c->sent_ts, 0);
+  }
+
+  /* NULL member id: JSON.stringify() writes null (and undefined) as null. */
+  {
+    g_autofree gchar *id = mrtc_olm_rtc_backend_identity ("@a:hs", "DEV", NULL);
+    const gchar *json = "[\"@a:hs\",\"DEV\",null]";
+    guint8 digest[32];
+    gsize digest_len = sizeof (digest);
+    GChecksum *checksum = g_checksum_new (G_CHECKSUM_SHA256);
+    g_autofree gchar *expected = NULL;
+
+    g_checksum_update (checksum, (const guchar *)json, strlen (json));
+    g_checksum_get_digest (checksum, digest, &digest_len);
+    g_checksum_free (checksum);
+    expected = g_base64_encode (digest, digest_len);
+    expected[43] = '\0';
+    fail_unless_equals_string (id, expected);
+  }
+  {
+    g_autoptr (JsonObject) content = mrtc_olm_media_key_content_build (
+        ROOM, 1, test_key, 16, "DEV", NULL, 5);
+    g_autofree gchar *text = mrtc_olm_json_object_to_string (content);
+    g_autoptr (JsonObject) wire = parse_json (text);
+    g_autoptr (MrtcOlmMediaKeyContent) c = NULL;
+    GError *error = NULL;
+
+    fail_unless (strstr (text, "\"id\":null") != NULL, "%s", text);
+    c = mrtc_olm_media_key_content_parse (wire, &error);
+    g_assert_no_error (error);
+    fail_unless (c->member_id == NULL);
+  }
+}
+
+GST_END_TEST;
+
+static void
+receive_key (MrtcOlmMediaKeyReceiver *r, const gchar *user, const gchar *device,
+    guint index, const guint8 *key, gint64 sent_ts, gboolean with_sent_ts)
+{
+  g_autoptr (JsonObject) c = mrtc_olm_media_key_content_build (
+      ROOM, index, key, 16, device, "m", sent_ts);
+  MrtcOlmDecrypted *d;
+  GError *error = NULL;
+
+  if (!with_sent_ts)
+    json_object_remove_member (c, "sent_ts");
+  d = fake_decrypted (user, device, c);
+  fail_unless (mrtc_olm_media_key_receiver_receive (r, d, &error));
+  g_assert_no_error (error);
+  mrtc_olm_decrypted_free (d);
+}
+
+/* Finding 5: keys are ordered by their arrival (as matrix-js-sdk 43's
+ * OutdatedKeyFilter), not by the sender's sent_ts; finding 9: the ordering
+ * state is per device and forgotten when the member leaves. */
+GST_START_TEST (test_receiver_arrival_order)
+{
+  g_autoptr (MrtcOlmMediaKeyReceiver) r
+      = mrtc_olm_media_key_receiver_new (ROOM, fake_clock, NULL);
+  g_autoptr (GPtrArray) members = members_new ("@b:hs|B|1", NULL);
+  g_autoptr (GPtrArray) none = members_new (NULL);
+  guint8 k1[16], k2[16], k3[16];
+
+  memset (k1, 1, 16);
+  memset (k2, 2, 16);
+  memset (k3, 3, 16);
+  fake_now = 100;
+  mrtc_olm_media_key_receiver_update_members (r, members);
+
+  /* A re-sent key with a lower sent_ts, then one without sent_ts: each is
+   * newer by arrival, so each is delivered. */
+  receive_key (r, "@b:hs", "B", 0, k1, 5000, TRUE);
+  expect_delivery (r, "@b:hs:B", 0, k1);
+  fake_now = 200;
+  receive_key (r, "@b:hs", "B", 0, k2, 10, TRUE);
+  expect_delivery (r, "@b:hs:B", 0, k2);
+  fake_now = 300;
+  receive_key (r, "@b:hs", "B", 0, k3, 0, FALSE);
+  expect_delivery (r, "@b:hs:B", 0, k3);
+  fail_unless_equals_int (mrtc_olm_media_key_receiver_get_dropped (r), 0);
+
+  /* C's key for index 1 arrives before C is a member (held) and is
+   * delivered when the membership shows up; C's next key for index 1, with
+   * a lower sent_ts, arrives later and replaces it. */
+  fake_now = 400;
+  receive_key (r, "@c:hs", "C", 1, k1, 99999, TRUE);
+  fail_unless_equals_int (mrtc_olm_media_key_receiver_get_held (r), 1);
+  {
+    g_autoptr (GPtrArray) with_c = members_new ("@b:hs|B|1", "@c:hs|C|1", NULL);
+    MrtcOlmMediaKeyDelivery *d;
+
+    fake_now = 500;
+    mrtc_olm_media_key_receiver_update_members (r, with_c);
+    expect_delivery (r, "@c:hs:C", 1, k1);
+    fake_now = 600;
+    receive_key (r, "@c:hs", "C", 1, k2, 1, TRUE);
+    expect_delivery (r, "@c:hs:C", 1, k2);
+    fail_unless ((d = mrtc_olm_media_key_receiver_pop_delivery (r)) == NULL);
+  }
+
+  /* Held keys delivered later keep their arrival order. */
+  {
+    g_autoptr (GPtrArray) with_d = members_new ("@b:hs|B|1", "@d:hs|D|1", NULL);
+
+    fake_now = 700;
+    receive_key (r, "@d:hs", "D", 2, k1, 50, TRUE);
+    fake_now = 800;
+    receive_key (r, "@d:hs", "D", 2, k2, 10, TRUE);
+    fake_now = 900;
+    mrtc_olm_media_key_receiver_update_members (r, with_d);
+    expect_delivery (r, "@d:hs:D", 2, k1);
+    expect_delivery (r, "@d:hs:D", 2, k2);
+    fail_unless (mrtc_olm_media_key_receiver_pop_delivery (r) == NULL);
+  }
+
+  /* Ordering state is keyed by device, whatever member.id the sender
+   * claims (a sender cannot sidestep it, nor grow it, with new ids), and is
+   * forgotten when the member leaves. (The fake clock is set back to make
+   * a key arrive "earlier" than the last one delivered.) */
+  {
+    g_autoptr (JsonObject) c = mrtc_olm_media_key_content_build (
+        ROOM, 0, k1, 16, "B", "another-member-id", 1);
+    MrtcOlmDecrypted *d = fake_decrypted ("@b:hs", "B", c);
+
+    fake_now = 50;
+    fail_unless (mrtc_olm_media_key_receiver_receive (r, d, NULL));
+    mrtc_olm_decrypted_free (d);
+    fail_unless (mrtc_olm_media_key_receiver_pop_delivery (r) == NULL);
+    fail_unless_equals_int (mrtc_olm_media_key_receiver_get_dropped (r), 1);
+
+    fake_now = 1000;
+    mrtc_olm_media_key_receiver_update_members (r, none);
+    fake_now = 40;
+    mrtc_olm_media_key_receiver_update_members (r, members);
+    receive_key (r, "@b:hs", "B", 0, k1, 0, FALSE);
+    expect_delivery (r, "@b:hs:B", 0, k1);
+  }
+}
+
+GST_END_TEST;
+
+/* Finding 6: a failed key send un-marks its targets, and the key is sent to
+ * them again (after a back-off, or on the next member update). */
+GST_START_TEST (test_failed_send_retried)
+{
+  g_autoptr (MrtcOlmMediaKeyManager) m
+      = mrtc_olm_media_key_manager_new ("@me:hs", "ME", fake_clock, NULL);
+  g_autoptr (GPtrArray) members
+      = members_new ("@me:hs|ME|1", "@b:hs|B|1", "@c:hs|C|1", NULL);
+  g_autoptr (GPtrArray) failed = members_new ("@c:hs|C|1", NULL);
+  MrtcOlmMediaKeyAction *a;
+  guint8 key0[16];
+
+  fake_now = 1000;
+  mrtc_olm_media_key_manager_update_members (m, members);
+  a = expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_USE, 0, NULL);
+  memcpy (key0, a->key, 16);
+  mrtc_olm_media_key_action_free (a);
+  mrtc_olm_media_key_action_free (
+      expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_SEND, 0, "@b:hs:B,@c:hs:C"));
+
+  /* C could not be reached: retried 2 s later, to C only, same key. */
+  mrtc_olm_media_key_manager_key_send_failed (m, 0, failed);
+  fail_unless_equals_int64 (mrtc_olm_media_key_manager_next_deadline (m), 3000);
+  fake_now = 2999;
+  mrtc_olm_media_key_manager_tick (m);
+  expect_no_action (m);
+  fake_now = 3000;
+  mrtc_olm_media_key_manager_tick (m);
+  a = expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_SEND, 0, "@c:hs:C");
+  fail_unless (memcmp (a->key, key0, 16) == 0);
+  mrtc_olm_media_key_action_free (a);
+  fail_unless_equals_int64 (mrtc_olm_media_key_manager_next_deadline (m), -1);
+
+  /* The whole request failed again: everyone, after a longer back-off. */
+  mrtc_olm_media_key_manager_key_send_failed (m, 0, NULL);
+  fail_unless_equals_int64 (mrtc_olm_media_key_manager_next_deadline (m), 7000);
+
+  /* A member update before that re-sends at once (within the grace period:
+   * the current key, no rotation). */
+  fake_now = 4000;
+  mrtc_olm_media_key_manager_update_members (m, members);
+  mrtc_olm_media_key_action_free (
+      expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_SEND, 0, "@b:hs:B,@c:hs:C"));
+  expect_no_action (m);
+  /* ... and the retry then has nothing left to do. */
+  fake_now = 7000;
+  mrtc_olm_media_key_manager_tick (m);
+  expect_no_action (m);
+
+  /* Past the grace period, re-sending to a member we failed to reach is
+   * no reason to rotate: the current key, to C only. */
+  fake_now = 20000;
+  mrtc_olm_media_key_manager_key_send_failed (m, 0, failed);
+  mrtc_olm_media_key_manager_update_members (m, members);
+  mrtc_olm_media_key_action_free (
+      expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_SEND, 0, "@c:hs:C"));
+  expect_no_action (m);
+
+  /* But if C leaves while the key was not (known to be) sent to it, that is
+   * a leave like any other: the failed request may have reached C. */
+  mrtc_olm_media_key_manager_key_send_failed (m, 0, failed);
+  g_ptr_array_unref (members);
+  members = members_new ("@me:hs|ME|1", "@b:hs|B|1", NULL);
+  mrtc_olm_media_key_manager_update_members (m, members);
+  mrtc_olm_media_key_action_free (
+      expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_SEND, 1, "@b:hs:B"));
+  expect_no_action (m);
+
+  /* A failure reported for a key that was rotated since is ignored. */
+  mrtc_olm_media_key_manager_key_send_failed (m, 0, NULL);
+  fake_now = 100000;
+  mrtc_olm_media_key_manager_tick (m);
+  mrtc_olm_media_key_action_free (
+      expect_action (m, MRTC_OLM_MEDIA_KEY_ACTION_USE, 1, NULL));
+  expect_no_action (m);
+}
+
+GST_END_TEST;
+
 static Suite *
 olmmediakeys_suite (void)
 {
@@ -756,6 +1015,9 @@ olmmediakeys_suite (void)
   tcase_add_test (tc, test_receiver_binding);
   tcase_add_test (tc, test_end_to_end_olm);
   tcase_add_test (tc, test_no_key_bytes_in_logs);
+  tcase_add_test (tc, test_content_ranges_and_null_member);
+  tcase_add_test (tc, test_receiver_arrival_order);
+  tcase_add_test (tc, test_failed_send_retried);
   return s;
 }
 
