@@ -18,8 +18,12 @@
  * caps and runs every buffer (one encoded frame) through the keyring. A frame
  * that cannot be processed is dropped, counted in #GstMatrixRtcFrameCryptor:stats
  * and reported with a rate-limited warning and an element message
- * `matrixrtc-frame-crypto-error` naming the key index. Key material is never
- * logged.
+ * `matrixrtc-frame-crypto-error` naming the key index (at most one per key
+ * index and a few in all per second). The buffer after a dropped frame is
+ * marked DISCONT, and for video a key frame is requested upstream
+ * (rate-limited): the decryptor sends it towards the depayloader and
+ * rtpsession, which turn it into a PLI; the encryptor sends it to the
+ * encoder when frames flow again after drops. Key material is never logged.
  */
 
 #ifdef HAVE_CONFIG_H
@@ -28,17 +32,26 @@
 
 #include "gstmatrixrtcframecryptor.h"
 
+#include <gst/video/video.h>
 #include <string.h>
 
 GST_DEBUG_CATEGORY_STATIC (gst_matrix_rtc_frame_cryptor_debug);
 #define GST_CAT_DEFAULT gst_matrix_rtc_frame_cryptor_debug
 
 #define DEFAULT_KEY_INDEX 0
+#define DEFAULT_KEY_DERIVATION GST_MATRIX_RTC_KEY_DERIVATION_HKDF
 #define DEFAULT_RATCHET_WINDOW 10
 #define DEFAULT_FAILURE_TOLERANCE 10
+/* Element Call's shared-key (passphrase, PBKDF2) mode */
+#define SHARED_KEY_RATCHET_WINDOW 0
+#define SHARED_KEY_FAILURE_TOLERANCE (-1)
 #define DEFAULT_KEYRING_SIZE FC_KEYRING_MAX
-/* At most one warning and one bus message per key index per interval. */
+/* At most one warning and one bus message per key index per interval, and
+ * at most REPORTS_PER_INTERVAL in all. */
 #define REPORT_INTERVAL_US G_USEC_PER_SEC
+#define REPORTS_PER_INTERVAL 4
+/* At most one upstream key frame request per interval. */
+#define KEY_UNIT_INTERVAL_US (G_USEC_PER_SEC / 2)
 
 enum
 {
@@ -46,6 +59,7 @@ enum
   PROP_KEY,
   PROP_KEY_INDEX,
   PROP_PASSPHRASE,
+  PROP_KEY_DERIVATION,
   PROP_RATCHET_WINDOW,
   PROP_FAILURE_TOLERANCE,
   PROP_KEYRING_SIZE,
@@ -70,18 +84,32 @@ typedef struct
   FcCodec codec;
   gboolean have_codec;
 
+  /* Streaming thread only: mark the next output DISCONT; (encryptor) ask
+   * for a key frame when frames flow again; last key frame request. */
+  gboolean discont_pending;
+  gboolean resume_pending;
+  gint64 last_key_unit_request;
+
   GMutex lock;
   /* Protected by lock: */
+  gboolean started;
   guint key_index;
   FcKdf kdf;
-  /* Material given by the key or passphrase property, kept so that a later
-   * key-index also gets it. */
-  GBytes *property_material;
+  /* Set by the user, not by the mode a key or passphrase selects. */
+  gboolean kdf_explicit;
+  gboolean ratchet_window_explicit;
+  gboolean failure_tolerance_explicit;
+  /* The key or passphrase property given before the element started: stored
+   * at key-index on start, so the properties can come in any order. */
+  GBytes *pending_material;
+  FcKdf pending_kdf;
   gchar *sif_trailer_hex;
   guint64 passthrough_frames;
   guint64 dropped_frames;
   gint64 last_report[FC_KEYRING_MAX];
   guint64 unreported[FC_KEYRING_MAX];
+  gint64 report_window_start;
+  guint reports_in_window;
 } GstMatrixRtcFrameCryptorPrivate;
 
 #define parent_class gst_matrix_rtc_frame_cryptor_parent_class
@@ -96,11 +124,24 @@ G_DEFINE_ABSTRACT_TYPE_WITH_CODE (
           gst_matrix_rtc_frame_cryptor_get_instance_private (                  \
               GST_MATRIX_RTC_FRAME_CRYPTOR (obj)))
 
-static void
-free_material (GBytes *material)
+GType
+gst_matrix_rtc_key_derivation_get_type (void)
 {
-  if (material)
-    g_bytes_unref (material);
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    { GST_MATRIX_RTC_KEY_DERIVATION_HKDF, "HKDF-SHA256 (per-member keys)",
+        "hkdf" },
+    { GST_MATRIX_RTC_KEY_DERIVATION_PBKDF2, "PBKDF2-SHA256 (shared-key mode)",
+        "pbkdf2" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstMatrixRtcKeyDerivation", values);
+
+    g_once_init_leave (&type, t);
+  }
+  return (GType)type;
 }
 
 /* Installs @material at @index; returns FALSE on bad material. */
@@ -152,23 +193,62 @@ gst_matrix_rtc_frame_cryptor_ratchet_key (
   return TRUE;
 }
 
+/* The ratchet window and failure tolerance the user did not set follow the
+ * mode: none and never give up in the shared-key (PBKDF2) mode, as Element
+ * Call has it (a PBKDF2 ratchet chain takes seconds), else the defaults. */
 static void
-set_property_material (
-    GstMatrixRtcFrameCryptor *self, FcKdf kdf, GBytes *material)
+apply_mode_defaults (GstMatrixRtcFrameCryptor *self)
 {
   GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (self);
-  guint index;
-  GBytes *old;
+  gboolean shared, window_explicit, tolerance_explicit;
 
   g_mutex_lock (&priv->lock);
-  index = priv->key_index;
-  priv->kdf = kdf;
-  old = priv->property_material;
-  priv->property_material = material;
+  shared = priv->kdf == FC_KDF_PBKDF2;
+  window_explicit = priv->ratchet_window_explicit;
+  tolerance_explicit = priv->failure_tolerance_explicit;
   g_mutex_unlock (&priv->lock);
-  free_material (old);
-  if (material)
+  if (!window_explicit)
+    fc_keyring_set_ratchet_window (priv->keyring,
+        shared ? SHARED_KEY_RATCHET_WINDOW : DEFAULT_RATCHET_WINDOW);
+  if (!tolerance_explicit)
+    fc_keyring_set_failure_tolerance (priv->keyring,
+        shared ? SHARED_KEY_FAILURE_TOLERANCE : DEFAULT_FAILURE_TOLERANCE);
+}
+
+/* The key (@passphrase FALSE) or passphrase property: stored at key-index
+ * now, or on start when the element has not started yet. Takes @material
+ * (NULL: nothing to store). */
+static void
+set_property_material (
+    GstMatrixRtcFrameCryptor *self, GBytes *material, gboolean passphrase)
+{
+  GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (self);
+  GBytes *old = NULL;
+  gboolean started;
+  guint index;
+  FcKdf kdf;
+
+  g_mutex_lock (&priv->lock);
+  if (!priv->kdf_explicit)
+    priv->kdf = passphrase ? FC_KDF_PBKDF2 : FC_KDF_HKDF;
+  kdf = passphrase ? FC_KDF_PBKDF2 : priv->kdf;
+  index = priv->key_index;
+  started = priv->started;
+  if (!started) {
+    old = priv->pending_material;
+    priv->pending_material = material;
+    priv->pending_kdf = kdf;
+    material = NULL;
+  }
+  g_mutex_unlock (&priv->lock);
+
+  apply_mode_defaults (self);
+  if (old)
+    g_bytes_unref (old);
+  if (material) {
     install_key (self, index, kdf, material);
+    g_bytes_unref (material);
+  }
 }
 
 static GstStructure *
@@ -248,7 +328,7 @@ gst_matrix_rtc_frame_cryptor_set_property (
           break;
         }
       }
-      set_property_material (self, FC_KDF_HKDF, material);
+      set_property_material (self, material, FALSE);
       break;
     }
     case PROP_PASSPHRASE: {
@@ -256,34 +336,37 @@ gst_matrix_rtc_frame_cryptor_set_property (
       GBytes *material = NULL;
 
       if (passphrase && *passphrase)
-        material = g_bytes_new (passphrase, strlen (passphrase));
-      set_property_material (self, FC_KDF_PBKDF2, material);
+        material = fc_secret_bytes_new (passphrase, strlen (passphrase));
+      set_property_material (self, material, TRUE);
       break;
     }
     case PROP_KEY_INDEX: {
       guint index = g_value_get_uint (value);
-      GBytes *material;
-      FcKdf kdf;
 
+      /* selects the index only: a key is never copied to it */
       g_mutex_lock (&priv->lock);
       priv->key_index = index;
-      material = priv->property_material ? g_bytes_ref (priv->property_material)
-                                         : NULL;
-      kdf = priv->kdf;
       g_mutex_unlock (&priv->lock);
-      if (material
-          && !fc_keyring_has_key (
-              priv->keyring, index % fc_keyring_get_size (priv->keyring)))
-        install_key (self, index, kdf, material);
-      else
-        fc_keyring_set_current_index (priv->keyring, index);
-      free_material (material);
+      fc_keyring_set_current_index (priv->keyring, index);
       break;
     }
+    case PROP_KEY_DERIVATION:
+      g_mutex_lock (&priv->lock);
+      priv->kdf = (FcKdf)g_value_get_enum (value);
+      priv->kdf_explicit = TRUE;
+      g_mutex_unlock (&priv->lock);
+      apply_mode_defaults (self);
+      break;
     case PROP_RATCHET_WINDOW:
+      g_mutex_lock (&priv->lock);
+      priv->ratchet_window_explicit = TRUE;
+      g_mutex_unlock (&priv->lock);
       fc_keyring_set_ratchet_window (priv->keyring, g_value_get_uint (value));
       break;
     case PROP_FAILURE_TOLERANCE:
+      g_mutex_lock (&priv->lock);
+      priv->failure_tolerance_explicit = TRUE;
+      g_mutex_unlock (&priv->lock);
       fc_keyring_set_failure_tolerance (priv->keyring, g_value_get_int (value));
       break;
     case PROP_KEYRING_SIZE:
@@ -327,6 +410,11 @@ gst_matrix_rtc_frame_cryptor_get_property (
     case PROP_KEY_INDEX:
       g_mutex_lock (&priv->lock);
       g_value_set_uint (value, priv->key_index);
+      g_mutex_unlock (&priv->lock);
+      break;
+    case PROP_KEY_DERIVATION:
+      g_mutex_lock (&priv->lock);
+      g_value_set_enum (value, (gint)priv->kdf);
       g_mutex_unlock (&priv->lock);
       break;
     case PROP_RATCHET_WINDOW:
@@ -377,7 +465,8 @@ gst_matrix_rtc_frame_cryptor_set_caps (
   return TRUE;
 }
 
-/* Counts a dropped frame and reports it, rate-limited per key index. */
+/* Counts a dropped frame and reports it, rate-limited per key index and in
+ * all (garbage with varying key index bytes must not flood the bus). */
 static void
 report_drop (GstMatrixRtcFrameCryptor *self, FcResult result, guint index)
 {
@@ -391,12 +480,19 @@ report_drop (GstMatrixRtcFrameCryptor *self, FcResult result, guint index)
   index = MIN (index, FC_KEYRING_MAX - 1);
   g_mutex_lock (&priv->lock);
   priv->dropped_frames++;
-  if (priv->last_report[index] == 0
-      || now - priv->last_report[index] >= REPORT_INTERVAL_US) {
+  if (priv->report_window_start == 0
+      || now - priv->report_window_start >= REPORT_INTERVAL_US) {
+    priv->report_window_start = now;
+    priv->reports_in_window = 0;
+  }
+  if ((priv->last_report[index] == 0
+          || now - priv->last_report[index] >= REPORT_INTERVAL_US)
+      && priv->reports_in_window < REPORTS_PER_INTERVAL) {
     report = TRUE;
     suppressed = priv->unreported[index];
     priv->unreported[index] = 0;
     priv->last_report[index] = now;
+    priv->reports_in_window++;
   } else {
     priv->unreported[index]++;
   }
@@ -419,6 +515,40 @@ report_drop (GstMatrixRtcFrameCryptor *self, FcResult result, guint index)
               G_TYPE_UINT, index, "reason", G_TYPE_STRING,
               fc_result_name (result), "failures", G_TYPE_UINT64, st.failures,
               "suppressed", G_TYPE_UINT64, suppressed, NULL)));
+}
+
+/* Asks upstream for a key frame, at most once per KEY_UNIT_INTERVAL_US:
+ * after the decryptor dropped a frame the decoder cannot go on until one
+ * comes (rtpsession turns the event into a PLI). Streaming thread. */
+static void
+request_key_unit (GstMatrixRtcFrameCryptor *self)
+{
+  GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (self);
+  gint64 now = g_get_monotonic_time ();
+
+  if (priv->codec == FC_CODEC_AUDIO)
+    return;
+  if (priv->last_key_unit_request != 0
+      && now - priv->last_key_unit_request < KEY_UNIT_INTERVAL_US)
+    return;
+  priv->last_key_unit_request = now;
+  GST_DEBUG_OBJECT (self, "requesting a key frame upstream");
+  gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (self),
+      gst_video_event_new_upstream_force_key_unit (
+          GST_CLOCK_TIME_NONE, TRUE, 0));
+}
+
+/* Maps a new output buffer of @size bytes; NULL on failure. */
+static GstBuffer *
+allocate_output (gsize size, GstMapInfo *map)
+{
+  GstBuffer *out = gst_buffer_new_allocate (NULL, MAX (size, 1), NULL);
+
+  if (out && !gst_buffer_map (out, map, GST_MAP_WRITE)) {
+    gst_buffer_unref (out);
+    out = NULL;
+  }
+  return out;
 }
 
 static GstFlowReturn
@@ -454,26 +584,42 @@ gst_matrix_rtc_frame_cryptor_generate_output (
   }
 
   key_frame = !GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DELTA_UNIT);
-  out = gst_buffer_new_allocate (NULL,
-      encrypt ? fc_encrypt_max_size (priv->codec, in_map.size) : in_map.size,
-      NULL);
-  if (out == NULL || !gst_buffer_map (out, &out_map, GST_MAP_WRITE)) {
+  if (encrypt) {
+    /* right-sized: H.264/H.265 output is only rarely larger than the hint */
+    gsize capacity = fc_encrypt_size_hint (priv->codec, in_map.size);
+
+    out = allocate_output (capacity, &out_map);
+    result = out ? fc_keyring_encrypt_into (priv->keyring, priv->codec,
+                 key_frame, in_map.data, in_map.size, out_map.data, capacity,
+                 &out_size, &key_index)
+                 : FC_RESULT_CRYPTO_ERROR;
+    if (result == FC_RESULT_NO_SPACE) {
+      gst_buffer_unmap (out, &out_map);
+      gst_buffer_unref (out);
+      capacity = out_size;
+      out = allocate_output (capacity, &out_map);
+      result = out ? fc_keyring_encrypt_into (priv->keyring, priv->codec,
+                   key_frame, in_map.data, in_map.size, out_map.data, capacity,
+                   &out_size, &key_index)
+                   : FC_RESULT_CRYPTO_ERROR;
+    }
+  } else {
+    FcDecryptFlags flags = key_frame ? FC_DECRYPT_KEY_FRAME : 0;
+
+    if (GST_BUFFER_FLAG_IS_SET (inbuf, GST_BUFFER_FLAG_DISCONT))
+      flags |= FC_DECRYPT_DISCONT;
+    out = allocate_output (in_map.size, &out_map);
+    result = out ? fc_keyring_decrypt_full (priv->keyring, priv->codec, flags,
+                 in_map.data, in_map.size, out_map.data, &out_size, &key_index)
+                 : FC_RESULT_CRYPTO_ERROR;
+  }
+  if (out == NULL) {
     gst_buffer_unmap (inbuf, &in_map);
     gst_buffer_unref (inbuf);
-    if (out)
-      gst_buffer_unref (out);
     GST_ELEMENT_ERROR (
         self, RESOURCE, FAILED, (NULL), ("cannot allocate output"));
     return GST_FLOW_ERROR;
   }
-
-  if (encrypt)
-    result = fc_keyring_encrypt (priv->keyring, priv->codec, key_frame,
-        in_map.data, in_map.size, out_map.data, &out_size, &key_index);
-  else
-    result = fc_keyring_decrypt (priv->keyring, priv->codec, key_frame,
-        in_map.data, in_map.size, out_map.data, &out_size, &key_index);
-
   gst_buffer_unmap (out, &out_map);
   gst_buffer_unmap (inbuf, &in_map);
 
@@ -483,6 +629,12 @@ gst_matrix_rtc_frame_cryptor_generate_output (
       gst_buffer_copy_into (out, inbuf, GST_BUFFER_COPY_METADATA, 0, -1);
       *outbuf = out;
       gst_buffer_unref (inbuf);
+      if (priv->resume_pending) {
+        /* frames flow again after drops: receivers need a key frame */
+        priv->resume_pending = FALSE;
+        if (!key_frame)
+          request_key_unit (self);
+      }
       break;
     case FC_RESULT_PASSTHROUGH:
       gst_buffer_unref (out);
@@ -501,15 +653,57 @@ gst_matrix_rtc_frame_cryptor_generate_output (
       gst_buffer_unref (out);
       gst_buffer_unref (inbuf);
       report_drop (self, result, key_index);
+      priv->discont_pending = TRUE;
+      if (encrypt)
+        priv->resume_pending = TRUE;
+      else
+        request_key_unit (self);
       break;
+  }
+  if (*outbuf && priv->discont_pending) {
+    /* the frame before is missing */
+    *outbuf = gst_buffer_make_writable (*outbuf);
+    GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
+    priv->discont_pending = FALSE;
   }
   return GST_FLOW_OK;
 }
 
 static gboolean
+gst_matrix_rtc_frame_cryptor_start (GstBaseTransform *trans)
+{
+  GstMatrixRtcFrameCryptor *self = GST_MATRIX_RTC_FRAME_CRYPTOR (trans);
+  GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (trans);
+  GBytes *material;
+  guint index;
+  FcKdf kdf;
+
+  g_mutex_lock (&priv->lock);
+  priv->started = TRUE;
+  material = priv->pending_material;
+  priv->pending_material = NULL;
+  kdf = priv->pending_kdf;
+  index = priv->key_index;
+  g_mutex_unlock (&priv->lock);
+  if (material) {
+    install_key (self, index, kdf, material);
+    g_bytes_unref (material);
+  }
+  priv->discont_pending = FALSE;
+  priv->resume_pending = FALSE;
+  priv->last_key_unit_request = 0;
+  return TRUE;
+}
+
+static gboolean
 gst_matrix_rtc_frame_cryptor_stop (GstBaseTransform *trans)
 {
-  GET_PRIV (trans)->have_codec = FALSE;
+  GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (trans);
+
+  priv->have_codec = FALSE;
+  g_mutex_lock (&priv->lock);
+  priv->started = FALSE;
+  g_mutex_unlock (&priv->lock);
   return TRUE;
 }
 
@@ -519,7 +713,8 @@ gst_matrix_rtc_frame_cryptor_finalize (GObject *object)
   GstMatrixRtcFrameCryptorPrivate *priv = GET_PRIV (object);
 
   fc_keyring_free (priv->keyring);
-  free_material (priv->property_material);
+  if (priv->pending_material)
+    g_bytes_unref (priv->pending_material);
   g_free (priv->sif_trailer_hex);
   g_mutex_clear (&priv->lock);
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -555,6 +750,7 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
       = GST_DEBUG_FUNCPTR (gst_matrix_rtc_frame_cryptor_set_caps);
   trans_class->generate_output
       = GST_DEBUG_FUNCPTR (gst_matrix_rtc_frame_cryptor_generate_output);
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_matrix_rtc_frame_cryptor_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_matrix_rtc_frame_cryptor_stop);
   trans_class->passthrough_on_same_caps = FALSE;
 
@@ -565,14 +761,20 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    * GstMatrixRtcFrameCryptor:key:
    *
    * Raw key material as hex (Element Call's per-member keys are 16 bytes),
-   * stored at #GstMatrixRtcFrameCryptor:key-index and turned into the
-   * AES-128-GCM key with HKDF-SHA256 (salt "LKFrameEncryptionKey", info 128
-   * zero bytes). Setting it selects the per-member (HKDF) mode.
+   * stored at #GstMatrixRtcFrameCryptor:key-index and made the current
+   * index, turned into the AES-128-GCM key with
+   * #GstMatrixRtcFrameCryptor:key-derivation (HKDF-SHA256 unless set
+   * otherwise: salt "LKFrameEncryptionKey", info 128 zero bytes). Setting it
+   * selects the per-member (HKDF) mode unless key-derivation was set. Given
+   * before the element starts, the key is stored when it starts, at the
+   * key-index set by then, so key and key-index can come in any order;
+   * afterwards it is stored at once. The value is wiped from memory when no
+   * longer needed and never logged.
    */
   g_object_class_install_property (gobject_class, PROP_KEY,
       g_param_spec_string ("key", "Key",
           "Raw key material (hex), stored at key-index and derived with "
-          "HKDF-SHA256",
+          "key-derivation (HKDF-SHA256 by default)",
           NULL,
           G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
@@ -580,16 +782,18 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
   /**
    * GstMatrixRtcFrameCryptor:key-index:
    *
-   * Key index the key and passphrase properties are stored at, and the
-   * index the encryptor sends with (the last index a key was set at becomes
-   * the current one). A key given by property before key-index is also
-   * stored at the new index when that one has no key yet, so the two
-   * properties can be given in any order.
+   * The key index the key and passphrase properties are stored at, and the
+   * index the encryptor sends with. Setting it only selects the index: no
+   * key is copied there, so while the element runs the encryptor drops
+   * frames (counted, reported as missing-key) until a key is set at the new
+   * index. #GstMatrixRtcFrameCryptor::set-key also makes its index the
+   * current one.
    */
   g_object_class_install_property (gobject_class, PROP_KEY_INDEX,
       g_param_spec_uint ("key-index", "Key index",
-          "Key index for the key and passphrase properties and for sending", 0,
-          FC_KEYRING_MAX - 1, DEFAULT_KEY_INDEX,
+          "Key index for the key and passphrase properties and for sending "
+          "(selects only; no key is copied)",
+          0, FC_KEYRING_MAX - 1, DEFAULT_KEY_INDEX,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
@@ -597,26 +801,54 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    * GstMatrixRtcFrameCryptor:passphrase:
    *
    * Shared passphrase (Element Call's shared-key mode), stored at
-   * #GstMatrixRtcFrameCryptor:key-index and derived with PBKDF2-SHA256
-   * (100000 iterations). Setting it selects the shared-key mode: keys given
-   * later with set-key are then derived with PBKDF2 as well.
+   * #GstMatrixRtcFrameCryptor:key-index (on start, when given before) and
+   * derived with PBKDF2-SHA256 (100000 iterations). Setting it selects the
+   * shared-key mode: unless #GstMatrixRtcFrameCryptor:key-derivation was
+   * set, keys given later with set-key are derived with PBKDF2 as well; and
+   * unless set explicitly, #GstMatrixRtcFrameCryptor:ratchet-window becomes
+   * 0 and #GstMatrixRtcFrameCryptor:failure-tolerance -1, as in Element Call
+   * (a PBKDF2 ratchet chain takes seconds to derive).
    */
   g_object_class_install_property (gobject_class, PROP_PASSPHRASE,
       g_param_spec_string ("passphrase", "Passphrase",
-          "Shared passphrase (PBKDF2-SHA256 shared-key mode)", NULL,
+          "Shared passphrase (PBKDF2-SHA256 shared-key mode; no ratcheting, "
+          "never gives up on a key unless set otherwise)",
+          NULL,
           G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstMatrixRtcFrameCryptor:key-derivation:
+   *
+   * How the key property and #GstMatrixRtcFrameCryptor::set-key turn key
+   * material into the AES key: HKDF-SHA256 (per-member keys) or
+   * PBKDF2-SHA256 (shared-key mode, e.g. a shared key distributed as raw
+   * bytes). Follows the mode (hkdf after key, pbkdf2 after passphrase)
+   * until set explicitly. The pbkdf2 mode also changes the defaults of
+   * ratchet-window (0) and failure-tolerance (-1) as the passphrase does.
+   * The passphrase property always uses PBKDF2.
+   */
+  g_object_class_install_property (gobject_class, PROP_KEY_DERIVATION,
+      g_param_spec_enum ("key-derivation", "Key derivation",
+          "Key derivation of the key property and set-key (hkdf, or pbkdf2 "
+          "for the shared-key mode; follows key/passphrase until set)",
+          GST_TYPE_MATRIX_RTC_KEY_DERIVATION, DEFAULT_KEY_DERIVATION,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
   /**
    * GstMatrixRtcFrameCryptor:ratchet-window:
    *
    * How many ratchet steps the decryptor tries when a frame does not
-   * authenticate with the stored key (0 disables auto-ratcheting).
+   * authenticate with the stored key (0 disables auto-ratcheting). The chain
+   * is derived once per key, without blocking the key actions and stats.
+   * Default 10, or 0 in the shared-key (PBKDF2) mode unless set.
    */
   g_object_class_install_property (gobject_class, PROP_RATCHET_WINDOW,
       g_param_spec_uint ("ratchet-window", "Ratchet window",
-          "Ratchet steps tried on a decryption failure (0 = none)", 0,
-          FC_RATCHET_WINDOW_MAX, DEFAULT_RATCHET_WINDOW,
+          "Ratchet steps tried on a decryption failure (0 = none; default 0 "
+          "in the shared-key mode)",
+          0, FC_RATCHET_WINDOW_MAX, DEFAULT_RATCHET_WINDOW,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
@@ -625,12 +857,15 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    *
    * Once more than this many consecutive frames at one key index fail,
    * frames at that index are dropped without trying until a key is set or
-   * ratcheted there again; -1 never gives up.
+   * ratcheted there again; -1 never gives up. Malformed frames (truncated,
+   * bad trailer) and failures right after lost data (input DISCONT) do not
+   * count. Default 10, or -1 in the shared-key (PBKDF2) mode unless set.
    */
   g_object_class_install_property (gobject_class, PROP_FAILURE_TOLERANCE,
       g_param_spec_int ("failure-tolerance", "Failure tolerance",
-          "Failures at a key index before it is dropped (-1 = never)", -1,
-          G_MAXINT, DEFAULT_FAILURE_TOLERANCE,
+          "Failures at a key index before it is dropped (-1 = never; default "
+          "-1 in the shared-key mode)",
+          -1, G_MAXINT, DEFAULT_FAILURE_TOLERANCE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
@@ -650,12 +885,18 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    * GstMatrixRtcFrameCryptor:sif-trailer:
    *
    * The LiveKit server-injected-frame trailer (JoinResponse.sif_trailer) as
-   * hex: frames ending in it are passed through without the trailer and
-   * without decryption.
+   * hex. A frame ending in it passes through without the trailer and
+   * without decryption only when the rest is one of the blank frames
+   * livekit-server injects (the VP8 8x8 key frame, the Opus silence frame,
+   * the H.264 2x2 key frame's NAL units; matched by SHA-256 as
+   * livekit-client does), and at most 100 in a row within 2 s; any other
+   * frame ending in it is dropped and counted, so an SFU cannot inject
+   * media.
    */
   g_object_class_install_property (gobject_class, PROP_SIF_TRAILER,
       g_param_spec_string ("sif-trailer", "SIF trailer",
-          "Server-injected-frame trailer (hex); such frames pass undecrypted",
+          "Server-injected-frame trailer (hex); only known blank frames "
+          "ending in it pass undecrypted",
           NULL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
@@ -679,9 +920,10 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    * @index: key index (0-255)
    * @material: raw key material
    *
-   * Stores @material at @index (HKDF-SHA256, or PBKDF2-SHA256 once a
-   * passphrase was set) and makes @index the current one. Safe from any
-   * thread while streaming.
+   * Stores @material at @index, derived with
+   * #GstMatrixRtcFrameCryptor:key-derivation (HKDF-SHA256, or PBKDF2-SHA256
+   * once a passphrase was set), and makes @index the current one. Works
+   * before the element starts too. Safe from any thread while streaming.
    *
    * Returns: %TRUE if the key was set.
    */
@@ -695,7 +937,8 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
    * @self: the element
    * @index: key index
    *
-   * Ratchets the key at @index once. Safe from any thread while streaming.
+   * Ratchets the key at @index once. The derivation runs without blocking
+   * the streaming thread's keyring. Safe from any thread while streaming.
    *
    * Returns: %TRUE if there was a key to ratchet.
    */
@@ -704,5 +947,6 @@ gst_matrix_rtc_frame_cryptor_class_init (GstMatrixRtcFrameCryptorClass *klass)
       G_STRUCT_OFFSET (GstMatrixRtcFrameCryptorClass, ratchet_key), NULL, NULL,
       NULL, G_TYPE_BOOLEAN, 1, G_TYPE_UINT);
 
+  gst_type_mark_as_plugin_api (GST_TYPE_MATRIX_RTC_KEY_DERIVATION, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_MATRIX_RTC_FRAME_CRYPTOR, 0);
 }

@@ -17,6 +17,26 @@
 
 G_BEGIN_DECLS
 
+/**
+ * GstMatrixRtcKeyDerivation:
+ * @GST_MATRIX_RTC_KEY_DERIVATION_HKDF: HKDF-SHA256 (Element Call's
+ *   per-member keys)
+ * @GST_MATRIX_RTC_KEY_DERIVATION_PBKDF2: PBKDF2-SHA256, 100000 iterations
+ *   (Element Call's shared-key mode)
+ *
+ * How key material becomes the AES-128-GCM key (salt "LKFrameEncryptionKey"
+ * for both). The values match #FcKdf.
+ */
+typedef enum
+{
+  GST_MATRIX_RTC_KEY_DERIVATION_HKDF = FC_KDF_HKDF,
+  GST_MATRIX_RTC_KEY_DERIVATION_PBKDF2 = FC_KDF_PBKDF2,
+} GstMatrixRtcKeyDerivation;
+
+#define GST_TYPE_MATRIX_RTC_KEY_DERIVATION                                     \
+  (gst_matrix_rtc_key_derivation_get_type ())
+GType gst_matrix_rtc_key_derivation_get_type (void);
+
 #define GST_TYPE_MATRIX_RTC_FRAME_CRYPTOR                                      \
   (gst_matrix_rtc_frame_cryptor_get_type ())
 G_DECLARE_DERIVABLE_TYPE (GstMatrixRtcFrameCryptor,

@@ -18,9 +18,14 @@
  * still cannot be decrypted is dropped, never forwarded to the decoder; it
  * is counted in #GstMatrixRtcFrameCryptor:stats and reported by a
  * rate-limited warning and a `matrixrtc-frame-crypto-error` element message
- * naming the key index. Empty frames and frames ending in
- * #GstMatrixRtcFrameCryptor:sif-trailer pass through. Place it right after
- * the RTP depayloader.
+ * naming the key index; the next frame is marked DISCONT and, for video, a
+ * key frame is requested upstream (rtpsession sends a PLI). Empty frames
+ * pass through, and so do the blank frames the LiveKit server injects when
+ * they end in #GstMatrixRtcFrameCryptor:sif-trailer (any other frame ending
+ * in it is dropped). Truncated frames and failures right after lost data
+ * (DISCONT from the depayloader) do not count toward
+ * #GstMatrixRtcFrameCryptor:failure-tolerance. Place it right after the RTP
+ * depayloader.
  *
  * ## Example launch line
  * |[

@@ -15,10 +15,14 @@
  * that Element Call and the LiveKit SDKs can decrypt them: AES-128-GCM with
  * the codec's leading bytes in clear (Opus 1, VP8 key frame 10, delta 3,
  * VP9 0, H.264/H.265 up to 2 bytes into the first slice NAL unit), followed
- * by tag, IV, 0x0C and the key index. The key index sent is the one a key was
- * last set at (#GstMatrixRtcFrameCryptor:key-index or
- * #GstMatrixRtcFrameCryptor::set-key). Without a key frames are dropped and
- * counted. Place it after the encoder (and parser) and before an RTP
+ * by tag, IV, 0x0C and the key index. H.264/H.265 clear headers go out with
+ * 4-byte start codes and without leading zero bytes, as receivers rebuild
+ * them after RTP. The key index sent is the current one: the last
+ * #GstMatrixRtcFrameCryptor:key-index set, or the index of the last
+ * #GstMatrixRtcFrameCryptor::set-key. Without a key at that index frames are
+ * dropped and counted (a key is never copied to another index); when frames
+ * flow again a key frame is requested from the encoder and the first one is
+ * marked DISCONT. Place it after the encoder (and parser) and before an RTP
  * payloader that does not parse the frame: matrixrtcvp8pay for VP8,
  * matrixrtch264pay for H.264, rtpopuspay for Opus.
  *

@@ -13,9 +13,11 @@
  *
  * RTP payloader (RFC 7798: single NAL unit packets and FU) for end-to-end
  * encrypted H.265 access units, as matrixrtcframeenc produces them. Stock
- * rtph265pay trims trailing zero bytes from the last NAL unit of an access
- * unit, which loses key index 0 at the end of an encrypted frame; this one
- * keeps the bytes exactly. Depayload with rtph265depay.
+ * rtph265pay trims trailing zero bytes from NAL units, which loses key index
+ * 0 at the end of an encrypted frame and changes the authenticated clear
+ * header; this one keeps every byte of every NAL unit and splits the access
+ * unit as libwebrtc does, so the depayloader rebuilds the frame exactly.
+ * Depayload with rtph265depay.
  *
  * ## Example launch line
  * |[

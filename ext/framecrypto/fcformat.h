@@ -67,12 +67,56 @@ void fc_frame_layout (FcCodec codec, gboolean key_frame, const guint8 *data,
 /* TRUE when @data[0] of a VP8 frame says key frame (P bit clear). */
 gboolean fc_vp8_is_key_frame (const guint8 *data, gsize size);
 
-/* Size of @header with every 3-byte start code made a 4-byte one. */
-gsize fc_annexb_normalized_size (const guint8 *header, gsize size);
+/* One NAL unit of an Annex-B byte stream, as an RTP packetiser splits it
+ * (libwebrtc's FindNaluIndices): a start code is 00 00 01 followed by at
+ * least one byte, plus the zero byte before it if there is one (a 4-byte start
+ * code). A NAL unit runs from its start code to the next one, so further zero
+ * bytes before a start code (trailing_zero_8bits) stay in the unit before it.
+ * Bytes before the first start code belong to no unit. */
+typedef struct
+{
+  /* Offset of the start code (3 or 4 bytes). */
+  gsize start_code;
+  /* Offset and size of the NAL unit after it (the size may be 0). */
+  gsize offset;
+  gsize size;
+} FcNal;
 
-/* Writes the normalised @header to @out (fc_annexb_normalized_size() bytes);
- * returns the bytes written. */
+/* Finds the next NAL unit of @data at or after *@pos (0 for the first);
+ * returns FALSE when there is none. Each call advances *@pos. */
+gboolean fc_annexb_next_nal (
+    const guint8 *data, gsize size, gsize *pos, FcNal *nal);
+
+/* The Annex-B header of an encrypted H.264/H.265 frame as a receiver
+ * rebuilds it after RTP: every non-empty NAL unit (fc_annexb_next_nal())
+ * behind a 4-byte start code, nothing before the first start code. This is
+ * what the AAD must be. fc_annexb_normalized_size() returns the size of the
+ * result; fc_annexb_normalize() writes it to @out and returns the bytes
+ * written. */
+gsize fc_annexb_normalized_size (const guint8 *header, gsize size);
 gsize fc_annexb_normalize (const guint8 *header, gsize size, guint8 *out);
+
+/* One RTP payload of a NAL unit (RFC 6184 / RFC 7798): a single NAL unit
+ * packet, or a fragmentation unit (FU-A / FU) with its 2 (H.264) or 3 (H.265)
+ * header bytes. */
+typedef struct
+{
+  /* FU indicator and FU header (H.264), PayloadHdr and FU header (H.265);
+   * header_len is 0 for a single NAL unit packet. */
+  guint8 header[3];
+  guint header_len;
+  /* Bytes of the NAL unit that follow the header in the payload. */
+  gsize offset;
+  gsize size;
+  /* TRUE on the last payload of the NAL unit. */
+  gboolean end;
+} FcRtpFragment;
+
+/* Splits the NAL unit @nal into payloads of at most @max_payload bytes
+ * (which must be at least 4): call with *@pos = 0 until it returns FALSE.
+ * Returns FALSE at once for an empty unit. */
+gboolean fc_h26x_next_fragment (gboolean h265, const guint8 *nal,
+    gsize nal_size, gsize max_payload, gsize *pos, FcRtpFragment *fragment);
 
 /* The largest size fc_rbsp_escape() can produce for @size input bytes. */
 #define FC_RBSP_ESCAPED_MAX(size) ((size) + (size) / 2 + 2)
@@ -82,6 +126,11 @@ gsize fc_annexb_normalize (const guint8 *header, gsize size, guint8 *out);
  * holds at least FC_RBSP_ESCAPED_MAX(@size). */
 gsize fc_rbsp_escape (const guint8 *in, gsize size, guint8 *out);
 
+/* fc_rbsp_escape() into @out of @capacity bytes; returns G_MAXSIZE when the
+ * result does not fit. */
+gsize fc_rbsp_escape_bounded (
+    const guint8 *in, gsize size, guint8 *out, gsize capacity);
+
 /* TRUE when @in contains 00 00 03. */
 gboolean fc_rbsp_needs_unescape (const guint8 *in, gsize size);
 
@@ -90,8 +139,12 @@ gboolean fc_rbsp_needs_unescape (const guint8 *in, gsize size);
 gsize fc_rbsp_unescape (const guint8 *in, gsize size, guint8 *out);
 
 /* Parses hex (upper or lower case, even length, no separators). Returns NULL
- * on bad input. */
+ * on bad input. The bytes are wiped when the GBytes is freed. */
 GBytes *fc_hex_decode (const gchar *hex);
+
+/* A copy of @data that is wiped (OPENSSL_cleanse) when the GBytes is
+ * freed: for key material and passphrases. */
+GBytes *fc_secret_bytes_new (gconstpointer data, gsize size);
 
 G_END_DECLS
 

@@ -740,51 +740,61 @@ GST_START_TEST (test_set_key_from_thread)
 
 GST_END_TEST;
 
-/* Properties: key-index after key, passphrase mode, invalid hex, no key. */
+static GstBuffer *
+buffer_of_hex (const gchar *hex)
+{
+  GBytes *b = fc_hex_decode (hex);
+  GstBuffer *buf;
+
+  fail_unless (b != NULL);
+  buf = gst_buffer_new_wrapped_bytes (b);
+  g_bytes_unref (b);
+  return buf;
+}
+
+/* Properties: defaults; key and key-index in any order before start; the
+ * shared-key (passphrase) mode's defaults; key-index only selects once
+ * running; key-derivation; invalid hex; no key; SIF. */
 GST_START_TEST (test_properties)
 {
-  GstHarness *enc = gst_harness_new ("matrixrtcframeenc");
-  GstHarness *dec = gst_harness_new ("matrixrtcframedec");
+  GstElement *enc_e = gst_element_factory_make ("matrixrtcframeenc", NULL);
+  GstElement *dec_e = gst_element_factory_make ("matrixrtcframedec", NULL);
+  GstHarness *enc, *dec;
+  GBytes *material = g_bytes_new_static (key_a, 16);
   guint8 frame[40] = { 0x78 };
-  GstBuffer *ct;
+  GstBuffer *ct, *out;
   GstMapInfo map;
   gchar *sif;
+  gboolean ok;
   guint u;
-  gint i;
+  gint i, kdf;
 
-  g_object_get (dec->element, "ratchet-window", &u, NULL);
+  g_object_get (dec_e, "ratchet-window", &u, NULL);
   fail_unless_equals_int (u, 10);
-  g_object_get (dec->element, "failure-tolerance", &i, NULL);
+  g_object_get (dec_e, "failure-tolerance", &i, NULL);
   fail_unless_equals_int (i, 10);
-  g_object_get (dec->element, "keyring-size", &u, NULL);
+  g_object_get (dec_e, "keyring-size", &u, NULL);
   fail_unless_equals_int (u, 256);
-  g_object_get (dec->element, "key-index", &u, NULL);
+  g_object_get (dec_e, "key-index", &u, NULL);
   fail_unless_equals_int (u, 0);
+  g_object_get (dec_e, "key-derivation", &kdf, NULL);
+  fail_unless_equals_int (kdf, 0); /* hkdf */
 
+  /* before start: key first, key-index later (or the other way round) */
+  g_object_set (enc_e, "passphrase", "shared secret", "key-index", 7, NULL);
+  g_object_set (dec_e, "key-index", 7, "passphrase", "shared secret", NULL);
+  /* the shared-key mode, as Element Call has it */
+  g_object_get (dec_e, "ratchet-window", &u, "failure-tolerance", &i,
+      "key-derivation", &kdf, NULL);
+  fail_unless_equals_int (u, 0);
+  fail_unless_equals_int (i, -1);
+  fail_unless_equals_int (kdf, 1); /* pbkdf2 */
+  enc = gst_harness_new_with_element (enc_e, "sink", "src");
+  dec = gst_harness_new_with_element (dec_e, "sink", "src");
+  gst_object_unref (enc_e);
+  gst_object_unref (dec_e);
   gst_harness_set_src_caps_str (enc, "audio/x-opus");
   gst_harness_set_src_caps_str (dec, "audio/x-opus");
-  /* no key: dropped, counted */
-  fail_unless_equals_int (
-      gst_harness_push (enc, gst_buffer_new_memdup (frame, sizeof (frame))),
-      GST_FLOW_OK);
-  fail_unless_equals_int (gst_harness_buffers_received (enc), 0);
-  fail_unless_equals_uint64 (stats_u64 (enc->element, "dropped"), 1);
-
-  /* invalid hex is refused without effect */
-  g_object_set (enc->element, "key", "not hex!", NULL);
-  fail_unless_equals_int (
-      gst_harness_push (enc, gst_buffer_new_memdup (frame, sizeof (frame))),
-      GST_FLOW_OK);
-  fail_unless_equals_int (gst_harness_buffers_received (enc), 0);
-  g_object_set (dec->element, "sif-trailer", "xyz", NULL);
-  g_object_get (dec->element, "sif-trailer", &sif, NULL);
-  fail_unless (sif == NULL);
-
-  /* key first, key-index later: the key moves along */
-  g_object_set (
-      enc->element, "passphrase", "shared secret", "key-index", 7, NULL);
-  g_object_set (
-      dec->element, "key-index", 7, "passphrase", "shared secret", NULL);
   ct = encrypt_one (enc, frame, sizeof (frame));
   gst_buffer_map (ct, &map, GST_MAP_READ);
   fail_unless_equals_int (map.data[map.size - 1], 7);
@@ -792,6 +802,46 @@ GST_START_TEST (test_properties)
   gst_harness_push (dec, ct);
   fail_unless_equals_int (gst_harness_buffers_received (dec), 1);
 
+  /* running: key-index selects only, the key at 7 is not copied to 1 */
+  g_object_set (enc->element, "key-index", 1, NULL);
+  fail_unless_equals_int (
+      gst_harness_push (enc, gst_buffer_new_memdup (frame, sizeof (frame))),
+      GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_received (enc), 1);
+  fail_unless_equals_uint64 (stats_u64 (enc->element, "dropped"), 1);
+  /* invalid hex is refused without effect */
+  g_object_set (enc->element, "key", "not hex!", NULL);
+  fail_unless_equals_int (
+      gst_harness_push (enc, gst_buffer_new_memdup (frame, sizeof (frame))),
+      GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_received (enc), 1);
+  /* a key now is stored at key-index 1 at once (HKDF: the key property
+   * selects the per-member mode) */
+  g_object_set (enc->element, "key", KEY_HEX, NULL);
+  g_object_get (enc->element, "key-derivation", &kdf, NULL);
+  fail_unless_equals_int (kdf, 0);
+  ct = encrypt_one (enc, frame, sizeof (frame));
+  gst_buffer_map (ct, &map, GST_MAP_READ);
+  fail_unless_equals_int (map.data[map.size - 1], 1);
+  gst_buffer_unmap (ct, &map);
+  /* the decryptor is in the shared-key mode: set-key derives with PBKDF2
+   * unless key-derivation says otherwise */
+  g_signal_emit_by_name (dec->element, "set-key", 1, material, &ok);
+  fail_unless (ok);
+  gst_harness_push (dec, gst_buffer_ref (ct));
+  fail_unless_equals_int (gst_harness_buffers_received (dec), 1);
+  g_object_set (dec->element, "key-derivation", 0, NULL);
+  g_signal_emit_by_name (dec->element, "set-key", 1, material, &ok);
+  fail_unless (ok);
+  gst_harness_push (dec, ct);
+  fail_unless_equals_int (gst_harness_buffers_received (dec), 2);
+  gst_buffer_unref (gst_harness_pull (dec));
+  gst_buffer_unref (gst_harness_pull (dec));
+
+  /* SIF: only the known blank frames pass */
+  g_object_set (dec->element, "sif-trailer", "xyz", NULL);
+  g_object_get (dec->element, "sif-trailer", &sif, NULL);
+  fail_unless (sif == NULL);
   g_object_set (dec->element, "sif-trailer", "4C4B2D524F434B53", NULL);
   g_object_get (dec->element, "sif-trailer", &sif, NULL);
   fail_unless_equals_string (sif, "4C4B2D524F434B53");
@@ -799,12 +849,291 @@ GST_START_TEST (test_properties)
   fail_unless_equals_int (
       gst_harness_push (dec, gst_buffer_new_memdup ("\x78\x01LK-ROCKS", 10)),
       GST_FLOW_OK);
-  gst_buffer_unref (gst_harness_pull (dec));
-  ct = gst_harness_pull (dec);
-  fail_unless_equals_int (gst_buffer_get_size (ct), 2);
-  gst_buffer_unref (ct);
+  fail_unless_equals_int (gst_harness_buffers_received (dec), 2);
+  fail_unless_equals_uint64 (stats_u64 (dec->element, "dropped"), 2);
+  fail_unless_equals_int (
+      gst_harness_push (
+          dec, buffer_of_hex (FC_TEST_SIF_OPUS_HEX "4c4b2d524f434b53")),
+      GST_FLOW_OK);
+  out = gst_harness_pull (dec);
+  fail_unless_equals_int (gst_buffer_get_size (out), 80);
+  gst_buffer_unref (out);
+  fail_unless_equals_uint64 (stats_u64 (dec->element, "passthrough"), 1);
+  g_bytes_unref (material);
   gst_harness_teardown (enc);
   gst_harness_teardown (dec);
+}
+
+GST_END_TEST;
+
+/* Garbage with every key index byte: a few reports per second in all, not
+ * one per key index. */
+GST_START_TEST (test_report_limit)
+{
+  GstHarness *dec = gst_harness_new ("matrixrtcframedec");
+  GstBus *bus = gst_bus_new ();
+  guint8 garbage[64];
+  GstMessage *m;
+  guint i, n = 0;
+
+  gst_element_set_bus (dec->element, bus);
+  g_object_set (dec->element, "key", KEY_HEX, NULL);
+  gst_harness_set_src_caps_str (dec, "video/x-vp8");
+  memset (garbage, 0x42, sizeof (garbage));
+  for (i = 0; i < 256; i++) {
+    garbage[sizeof (garbage) - 1] = i;
+    gst_harness_push (dec, gst_buffer_new_memdup (garbage, sizeof (garbage)));
+  }
+  while ((m = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT))) {
+    if (gst_message_has_name (m, "matrixrtc-frame-crypto-error"))
+      n++;
+    gst_message_unref (m);
+  }
+  GST_INFO ("%u reports for 256 dropped frames", n);
+  fail_unless (n >= 1 && n <= 8);
+  fail_unless_equals_uint64 (stats_u64 (dec->element, "dropped"), 256);
+  gst_element_set_bus (dec->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (dec);
+}
+
+GST_END_TEST;
+
+static guint
+count_key_unit_requests (GstHarness *h)
+{
+  GstEvent *ev;
+  guint n = 0;
+
+  while ((ev = gst_harness_try_pull_upstream_event (h))) {
+    if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_UPSTREAM
+        && gst_event_has_name (ev, "GstForceKeyUnit")) {
+      gboolean all_headers = FALSE;
+
+      fail_unless (gst_structure_get_boolean (
+          gst_event_get_structure (ev), "all-headers", &all_headers));
+      fail_unless (all_headers);
+      n++;
+    }
+    gst_event_unref (ev);
+  }
+  return n;
+}
+
+/* A dropped frame: the next output is DISCONT and a key frame is requested
+ * upstream (rate-limited; not for audio). The encryptor asks its encoder
+ * for a key frame when frames flow again after drops. */
+GST_START_TEST (test_drop_recovery)
+{
+  GstHarness *enc = gst_harness_new ("matrixrtcframeenc");
+  GstHarness *dec = gst_harness_new ("matrixrtcframedec");
+  guint8 frame[200];
+  GstBuffer *ct, *bad, *out;
+  GstMapInfo map;
+
+  memset (frame, 0x21, sizeof (frame));
+  frame[0] = 0x31; /* VP8 delta frame */
+  g_object_set (enc->element, "key", KEY_HEX, NULL);
+  g_object_set (dec->element, "key", KEY_HEX, "failure-tolerance", -1, NULL);
+  gst_harness_set_src_caps_str (enc, "video/x-vp8");
+  gst_harness_set_src_caps_str (dec, "video/x-vp8");
+  count_key_unit_requests (dec);
+
+  ct = encrypt_one (enc, frame, sizeof (frame));
+  gst_harness_push (dec, gst_buffer_ref (ct));
+  out = gst_harness_pull (dec);
+  fail_if (GST_BUFFER_FLAG_IS_SET (out, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (out);
+  fail_unless_equals_int (count_key_unit_requests (dec), 0);
+
+  /* tampered: dropped, a key frame requested, the next frame DISCONT */
+  bad = gst_buffer_copy_deep (ct);
+  gst_buffer_map (bad, &map, GST_MAP_WRITE);
+  map.data[20] ^= 1;
+  gst_buffer_unmap (bad, &map);
+  gst_harness_push (dec, gst_buffer_ref (bad));
+  fail_unless_equals_int (count_key_unit_requests (dec), 1);
+  /* rate-limited */
+  gst_harness_push (dec, gst_buffer_ref (bad));
+  fail_unless_equals_int (count_key_unit_requests (dec), 0);
+  gst_harness_push (dec, gst_buffer_ref (ct));
+  out = gst_harness_pull (dec);
+  fail_unless (GST_BUFFER_FLAG_IS_SET (out, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (out);
+  gst_harness_push (dec, gst_buffer_ref (ct));
+  out = gst_harness_pull (dec);
+  fail_if (GST_BUFFER_FLAG_IS_SET (out, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (out);
+  /* after the interval, the next drop asks again */
+  g_usleep (600 * 1000);
+  gst_harness_push (dec, gst_buffer_ref (bad));
+  fail_unless_equals_int (count_key_unit_requests (dec), 1);
+  gst_buffer_unref (bad);
+  gst_buffer_unref (ct);
+
+  /* encryptor: no key at the selected index, then frames flow again */
+  count_key_unit_requests (enc);
+  g_object_set (enc->element, "key-index", 3, NULL);
+  gst_harness_push (enc, gst_buffer_new_memdup (frame, sizeof (frame)));
+  fail_unless_equals_int (gst_harness_buffers_in_queue (enc), 0);
+  fail_unless_equals_int (count_key_unit_requests (enc), 0);
+  g_object_set (enc->element, "key", KEY_HEX, NULL);
+  ct = gst_buffer_new_memdup (frame, sizeof (frame));
+  GST_BUFFER_FLAG_SET (ct, GST_BUFFER_FLAG_DELTA_UNIT);
+  fail_unless_equals_int (gst_harness_push (enc, ct), GST_FLOW_OK);
+  ct = gst_harness_pull (enc);
+  fail_unless (GST_BUFFER_FLAG_IS_SET (ct, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (ct);
+  fail_unless_equals_int (count_key_unit_requests (enc), 1);
+  gst_harness_teardown (enc);
+  gst_harness_teardown (dec);
+
+  /* audio: DISCONT, but no key frame request */
+  dec = gst_harness_new ("matrixrtcframedec");
+  g_object_set (dec->element, "key", KEY_HEX, NULL);
+  gst_harness_set_src_caps_str (dec, "audio/x-opus");
+  count_key_unit_requests (dec);
+  gst_harness_push (dec, gst_buffer_new_memdup (frame, sizeof (frame)));
+  fail_unless_equals_int (count_key_unit_requests (dec), 0);
+  gst_harness_teardown (dec);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  GstHarness *dec;
+  GstBuffer *bad;
+  gint64 push_us;
+  gint done;
+} RatchetPush;
+
+static gpointer
+push_bad_frame (gpointer data)
+{
+  RatchetPush *rp = data;
+  gint64 start = g_get_monotonic_time ();
+
+  gst_harness_push (rp->dec, rp->bad);
+  rp->push_us = g_get_monotonic_time () - start;
+  g_atomic_int_set (&rp->done, 1);
+  return NULL;
+}
+
+/* A frame that fails in the shared-key (PBKDF2) mode with a ratchet window
+ * derives a long PBKDF2 chain (12 derivations here); set-key and stats must
+ * not wait for it (review finding 3: they did, for the whole chain). */
+GST_START_TEST (test_pbkdf2_ratchet_latency)
+{
+  GstHarness *dec = gst_harness_new ("matrixrtcframedec");
+  GBytes *material = g_bytes_new_static (key_b, 16);
+  RatchetPush rp = { dec, NULL, 0, 0 };
+  guint8 garbage[60];
+  gint64 max_stats = 0, max_set_key = 0, t, bound;
+  guint calls = 0;
+  GThread *thread;
+
+  g_object_set (dec->element, "ratchet-window", 6, "failure-tolerance", -1,
+      "passphrase", "shared secret", NULL);
+  /* set-key itself derives with HKDF: what is measured is the wait */
+  g_object_set (dec->element, "key-derivation", 0, NULL);
+  gst_harness_set_src_caps_str (dec, "audio/x-opus");
+  memset (garbage, 0x42, sizeof (garbage));
+  garbage[58] = 12;
+  garbage[59] = 0;
+  rp.bad = gst_buffer_new_memdup (garbage, sizeof (garbage));
+  thread = g_thread_new ("push", push_bad_frame, &rp);
+  g_usleep (10 * 1000);
+  while (!g_atomic_int_get (&rp.done)) {
+    GstStructure *stats;
+    gboolean ok;
+
+    t = g_get_monotonic_time ();
+    g_object_get (dec->element, "stats", &stats, NULL);
+    gst_structure_free (stats);
+    max_stats = MAX (max_stats, g_get_monotonic_time () - t);
+    t = g_get_monotonic_time ();
+    g_signal_emit_by_name (dec->element, "set-key", 5, material, &ok);
+    fail_unless (ok);
+    max_set_key = MAX (max_set_key, g_get_monotonic_time () - t);
+    calls++;
+    g_usleep (1000);
+  }
+  g_thread_join (thread);
+  g_print ("PBKDF2 ratchet chain (12 derivations) took %" G_GINT64_FORMAT
+           " ms; meanwhile %u calls, longest stats %" G_GINT64_FORMAT
+           " us, longest set-key %" G_GINT64_FORMAT " us\n",
+      rp.push_us / 1000, calls, max_stats, max_set_key);
+  fail_unless_equals_int (gst_harness_buffers_received (dec), 0);
+  /* generous bounds (they take microseconds; sanitizers slow everything
+   * down, the chain most): blocked, they would take as long as the chain */
+  bound = MAX (100 * 1000, rp.push_us / 3);
+  fail_unless (
+      max_stats < bound, "stats took %" G_GINT64_FORMAT " us", max_stats);
+  fail_unless (
+      max_set_key < bound, "set-key took %" G_GINT64_FORMAT " us", max_set_key);
+  fail_unless (calls >= 2);
+  g_bytes_unref (material);
+  gst_harness_teardown (dec);
+}
+
+GST_END_TEST;
+
+/* The 2x2 key frame's SPS, PPS and IDR slice (real NAL units) */
+#define SPS "00000001" FC_TEST_SIF_H264_SPS_HEX
+#define PPS "00000001" FC_TEST_SIF_H264_PPS_HEX
+#define IDR "00000001" FC_TEST_SIF_H264_IDR_HEX
+
+/* Zero-padded and leading-zero Annex-B access units through encrypt -> pay
+ * -> depay -> decrypt (review finding 1): all decrypt, to the access unit
+ * as the depayloader rebuilds it. */
+GST_START_TEST (test_rtp_h264_zero_padding)
+{
+  const gchar *frames[] = {
+    SPS PPS IDR,
+    /* one extra zero after the SPS */
+    SPS "00" PPS IDR,
+    /* one leading zero */
+    "00" SPS PPS IDR,
+    /* leading zeros, 3-byte start codes, zeros after the PPS */
+    "0000"
+    "000001" FC_TEST_SIF_H264_SPS_HEX "000001" FC_TEST_SIF_H264_PPS_HEX
+    "0000000000" IDR,
+  };
+  /* what rtph264depay rebuilds */
+  const gchar *expected[] = {
+    SPS PPS IDR,
+    SPS "00" PPS IDR,
+    SPS PPS IDR,
+    SPS PPS "0000000000" IDR,
+  };
+  GstHarness *h = gst_harness_new_parse (
+      "matrixrtcframeenc key=" KEY_HEX " ! matrixrtch264pay mtu=60 ! "
+      "rtph264depay ! video/x-h264,stream-format=byte-stream,alignment=au ! "
+      "matrixrtcframedec name=dec key=" KEY_HEX);
+  GstElement *dec;
+  guint i;
+
+  gst_harness_set_src_caps_str (
+      h, "video/x-h264,stream-format=byte-stream,alignment=au");
+  for (i = 0; i < G_N_ELEMENTS (frames); i++) {
+    GstBuffer *in = buffer_of_hex (frames[i]), *out;
+    GBytes *want = fc_hex_decode (expected[i]);
+
+    GST_BUFFER_PTS (in) = i * GST_SECOND / 30;
+    GST_BUFFER_DTS (in) = GST_BUFFER_PTS (in);
+    fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+    out = gst_harness_pull (h);
+    fail_unless (out != NULL, "frame %u lost", i);
+    assert_buffer_equals (out, want);
+    gst_buffer_unref (out);
+    g_bytes_unref (want);
+  }
+  dec = gst_bin_get_by_name (GST_BIN (h->element), "dec");
+  fail_unless_equals_uint64 (stats_u64 (dec, "frames"), G_N_ELEMENTS (frames));
+  fail_unless_equals_uint64 (stats_u64 (dec, "failures"), 0);
+  gst_object_unref (dec);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -1082,10 +1411,14 @@ matrixrtcframecrypto_suite (void)
   tcase_add_test (tc, test_key_change_and_ratchet);
   tcase_add_test (tc, test_set_key_from_thread);
   tcase_add_test (tc, test_properties);
+  tcase_add_test (tc, test_report_limit);
+  tcase_add_test (tc, test_drop_recovery);
+  tcase_add_test (tc, test_pbkdf2_ratchet_latency);
   tcase_add_test (tc, test_rtp_vp8);
   tcase_add_test (tc, test_rtp_vp9);
   tcase_add_test (tc, test_rtp_h264);
   tcase_add_test (tc, test_rtp_h265);
+  tcase_add_test (tc, test_rtp_h264_zero_padding);
   tcase_add_test (tc, test_rtp_opus);
   tcase_add_test (tc, test_rtp_stock_payloaders_fail);
   return s;

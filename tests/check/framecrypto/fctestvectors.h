@@ -20,6 +20,21 @@
 
 #include "fcformat.h"
 
+/* The blank frames livekit-server injects (server-injected frames), whose
+ * SHA-256 hashes livekit-client's sifPayload.ts lists: VP8 8x8 key frame,
+ * H.264 2x2 key frame NAL units (SPS, PPS, IDR), Opus 80-byte silence. */
+#define FC_TEST_SIF_VP8_HEX                                                    \
+  "1002009d012a080008000047088585888584880202000c0d6000feffab5080"
+#define FC_TEST_SIF_H264_SPS_HEX                                               \
+  "6742c01f0fd91f888884000003000400000300c83c60c920"
+#define FC_TEST_SIF_H264_PPS_HEX "6887cb83cb20"
+#define FC_TEST_SIF_H264_IDR_HEX "6588840af2628000a7be"
+/* f8 ff fe and 77 zero bytes */
+#define FC_TEST_SIF_OPUS_HEX                                                   \
+  "f8fffe0000000000000000000000000000000000000000000000000000000000000000000"  \
+  "0000000000000000000000000000000000000000000000000000000000000000000000000"  \
+  "00000000000000"
+
 typedef struct
 {
   gchar *name;

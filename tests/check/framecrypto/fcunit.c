@@ -20,6 +20,12 @@
 #include "fckeyring.h"
 #include "fctestvectors.h"
 
+static const guint8 key_a[16]
+    = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+
+static const guint8 key_b[16]
+    = { 0xb0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+
 static void
 assert_hex (const guint8 *data, gsize size, const gchar *hex)
 {
@@ -229,6 +235,226 @@ GST_START_TEST (test_annexb_normalize)
 
 GST_END_TEST;
 
+/* NAL units as a libwebrtc packetiser sees them: one zero of a 4-byte
+ * start code goes with it, further zeros stay in the unit before, bytes
+ * before the first start code and a 00 00 01 at the very end belong to no
+ * start code. */
+GST_START_TEST (test_annexb_next_nal)
+{
+  GBytes *b = fc_hex_decode ("0000"
+                             "000001670a00"
+                             "0000000168ee"
+                             "000001"
+                             "000001650000000001");
+  gsize size, pos = 0;
+  const guint8 *data = g_bytes_get_data (b, &size);
+  FcNal nal;
+
+  fail_unless (fc_annexb_next_nal (data, size, &pos, &nal));
+  fail_unless_equals_int (nal.start_code, 1);
+  fail_unless_equals_int (nal.offset, 5);
+  /* 67 0a 00: the extra zero (trailing_zero_8bits) stays */
+  fail_unless_equals_int (nal.size, 3);
+  fail_unless (fc_annexb_next_nal (data, size, &pos, &nal));
+  fail_unless_equals_int (nal.start_code, 8);
+  fail_unless_equals_int (nal.offset, 12);
+  fail_unless_equals_int (nal.size, 2);
+  /* an empty unit */
+  fail_unless (fc_annexb_next_nal (data, size, &pos, &nal));
+  fail_unless_equals_int (nal.start_code, 14);
+  fail_unless_equals_int (nal.size, 0);
+  /* the last unit runs to the end, 00 00 01 at the end included */
+  fail_unless (fc_annexb_next_nal (data, size, &pos, &nal));
+  fail_unless_equals_int (nal.offset, 20);
+  fail_unless_equals_int (nal.size, size - 20);
+  fail_if (fc_annexb_next_nal (data, size, &pos, &nal));
+  fail_if (fc_annexb_next_nal (data, size, &pos, &nal));
+
+  /* normalised: what a depayloader rebuilds (no leading zeros, no empty
+   * unit, 4-byte start codes, the extra zero kept) */
+  {
+    guint8 out[64];
+    gsize n = fc_annexb_normalized_size (data, size);
+
+    fail_unless_equals_int (fc_annexb_normalize (data, size, out), n);
+    assert_hex (out, n,
+        "00000001670a00"
+        "0000000168ee"
+        "00000001650000000001");
+  }
+  g_bytes_unref (b);
+
+  pos = 0;
+  fail_if (fc_annexb_next_nal ((const guint8 *)"\x00\x00\x01", 3, &pos, &nal));
+  pos = 0;
+  fail_if (fc_annexb_next_nal ((const guint8 *)"", 0, &pos, &nal));
+}
+
+GST_END_TEST;
+
+/* Fragments reassemble to the NAL unit, as a depayloader does it. */
+static void
+check_fragments (gboolean h265, const guint8 *nal, gsize size, gsize max)
+{
+  GByteArray *rebuilt = g_byte_array_new ();
+  FcRtpFragment f;
+  gsize pos = 0;
+  guint packets = 0;
+  gboolean ended = FALSE;
+
+  while (fc_h26x_next_fragment (h265, nal, size, max, &pos, &f)) {
+    fail_if (ended);
+    fail_unless (f.header_len + f.size <= max);
+    fail_unless (f.size > 0);
+    if (f.header_len == 0) {
+      fail_unless_equals_int (packets, 0);
+      g_byte_array_append (rebuilt, nal + f.offset, f.size);
+    } else {
+      guint8 fu = f.header[f.header_len - 1];
+
+      fail_unless_equals_int (!!(fu & 0x80), packets == 0);
+      fail_unless_equals_int (!!(fu & 0x40), f.end);
+      if (packets == 0) {
+        guint8 hdr[2];
+
+        if (h265) {
+          fail_unless_equals_int ((f.header[0] >> 1) & 0x3f, 49);
+          hdr[0] = (f.header[0] & 0x81) | ((fu & 0x3f) << 1);
+          hdr[1] = f.header[1];
+        } else {
+          fail_unless_equals_int (f.header[0] & 0x1f, 28);
+          hdr[0] = (f.header[0] & 0xe0) | (fu & 0x1f);
+        }
+        g_byte_array_append (rebuilt, hdr, h265 ? 2 : 1);
+      }
+      g_byte_array_append (rebuilt, nal + f.offset, f.size);
+    }
+    ended = f.end;
+    packets++;
+  }
+  fail_unless (ended || size == 0);
+  fail_unless_equals_int (rebuilt->len, size);
+  fail_unless (size == 0 || memcmp (rebuilt->data, nal, size) == 0);
+  g_byte_array_unref (rebuilt);
+}
+
+GST_START_TEST (test_h26x_fragments)
+{
+  guint8 nal[3000];
+  gsize sizes[] = { 0, 1, 2, 3, 8, 9, 100, 1199, 1200, 1201, 3000 };
+  gsize maxes[] = { 4, 8, 100, 1200 };
+  guint i, j, h265;
+
+  for (i = 0; i < sizeof (nal); i++)
+    nal[i] = g_random_int_range (0, 256);
+  for (h265 = 0; h265 < 2; h265++)
+    for (i = 0; i < G_N_ELEMENTS (sizes); i++)
+      for (j = 0; j < G_N_ELEMENTS (maxes); j++)
+        check_fragments (h265, nal, sizes[i], maxes[j]);
+}
+
+GST_END_TEST;
+
+/* Splits @frame into NAL units and fragments as matrixrtch26xpay does, and
+ * rebuilds it as a depayloader does (4-byte start codes). */
+static GByteArray *
+pay_depay (gboolean h265, const guint8 *frame, gsize size)
+{
+  GByteArray *au = g_byte_array_new ();
+  gsize pos = 0;
+  FcNal nal;
+
+  while (fc_annexb_next_nal (frame, size, &pos, &nal)) {
+    if (nal.size == 0)
+      continue;
+    check_fragments (h265, frame + nal.offset, nal.size, 100);
+    g_byte_array_append (au, (const guint8 *)"\0\0\0\1", 4);
+    g_byte_array_append (au, frame + nal.offset, nal.size);
+  }
+  return au;
+}
+
+/* Zero-padded and leading-zero Annex-B access units (review finding 1):
+ * encrypt, packetise, rebuild, decrypt. Every frame must decrypt, to the
+ * frame as a depayloader rebuilds its clear header. */
+GST_START_TEST (test_h26x_zero_padding_roundtrip)
+{
+  const gchar *frames[] = {
+    /* SPS + one extra zero, PPS, IDR */
+    "00000001674d401e0a00"
+    "0000000168ee3c80"
+    "0000000165888400aabbccddeeff",
+    /* a leading zero */
+    "0000000001674d401e0a"
+    "0000000168ee3c80"
+    "0000000165888400aabbccddeeff",
+    /* leading zeros, 3-byte start codes, several trailing zeros */
+    "000000000001674d401e0a000000"
+    "00000168ee3c8000"
+    "000001658884aabb",
+    /* trailing zeros at the end of the slice (kept: part of the frame) */
+    "000001419a2233445566000000",
+    /* AUD with a 3-byte start code, SEI with trailing zeros */
+    "00000109f0000001060504aabbccdd800000000000000141e2aabb",
+  };
+  const gchar *h265_frames[] = {
+    "0000000140010c01ffff00"
+    "000000014201010160"
+    "00000126010af0f0f0",
+    "00000000014001aa"
+    "000001260100aabbcc00",
+  };
+  FcKeyring *enc = fc_keyring_new (), *dec = fc_keyring_new ();
+  guint i, n;
+
+  fail_unless (fc_keyring_set_key (enc, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  fail_unless (fc_keyring_set_key (dec, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  n = G_N_ELEMENTS (frames) + G_N_ELEMENTS (h265_frames);
+  for (i = 0; i < n; i++) {
+    gboolean h265 = i >= G_N_ELEMENTS (frames);
+    FcCodec codec = h265 ? FC_CODEC_H265 : FC_CODEC_H264;
+    GBytes *b = fc_hex_decode (
+        h265 ? h265_frames[i - G_N_ELEMENTS (frames)] : frames[i]);
+    gsize size, ct_size, pt_size;
+    const guint8 *in = g_bytes_get_data (b, &size);
+    guint8 *ct = g_malloc (fc_encrypt_max_size (codec, size));
+    guint8 *pt;
+    GByteArray *received, *expected;
+    FcFrameLayout layout;
+    guint kid;
+
+    fail_unless (b != NULL, "bad hex in frame %u", i);
+    fc_frame_layout (codec, TRUE, in, size, &layout);
+    fail_unless (layout.nalu, "frame %u: no slice found", i);
+    fail_unless_equals_int (
+        fc_keyring_encrypt (enc, codec, TRUE, in, size, ct, &ct_size, &kid),
+        FC_RESULT_OK);
+    received = pay_depay (h265, ct, ct_size);
+    /* the encrypted frame is already what the receiver rebuilds */
+    fail_unless_equals_int (received->len, ct_size);
+    fail_unless (memcmp (received->data, ct, ct_size) == 0,
+        "frame %u changes through RTP", i);
+    pt = g_malloc (received->len);
+    fail_unless_equals_int (
+        fc_keyring_decrypt (dec, codec, TRUE, received->data, received->len, pt,
+            &pt_size, &kid),
+        FC_RESULT_OK);
+    /* the plaintext through RTP without encryption */
+    expected = pay_depay (h265, in, size);
+    fail_unless_equals_int (pt_size, expected->len);
+    fail_unless (memcmp (pt, expected->data, pt_size) == 0);
+    g_byte_array_unref (expected);
+    g_byte_array_unref (received);
+    g_free (pt);
+    g_free (ct);
+    g_bytes_unref (b);
+  }
+  fc_keyring_free (enc);
+  fc_keyring_free (dec);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_rbsp)
 {
   GBytes *b = fc_hex_decode ("0000000001020304000003000c00");
@@ -286,12 +512,6 @@ GST_START_TEST (test_hex)
 }
 
 GST_END_TEST;
-
-static const guint8 key_a[16]
-    = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
-
-static const guint8 key_b[16]
-    = { 0xb0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 
 /* A sender whose encoder writes 3-byte start codes: the clear header (and
  * so the AAD) goes out with 4-byte ones, as receivers rebuild them. */
@@ -621,26 +841,220 @@ GST_START_TEST (test_keyring_size_and_index)
 
 GST_END_TEST;
 
+/* Decrypts @hex followed by the trailer LK-ROCKS. */
+static FcResult
+decrypt_sif (FcKeyring *dec, FcCodec codec, const gchar *hex, gsize *out_size)
+{
+  GBytes *payload = fc_hex_decode (hex);
+  gsize size;
+  const guint8 *data = g_bytes_get_data (payload, &size);
+  guint8 *frame = g_malloc (size + 8), *out = g_malloc (size + 8);
+  FcResult r;
+  guint kid;
+
+  memcpy (frame, data, size);
+  memcpy (frame + size, "LK-ROCKS", 8);
+  r = fc_keyring_decrypt (
+      dec, codec, TRUE, frame, size + 8, out, out_size, &kid);
+  g_free (frame);
+  g_free (out);
+  g_bytes_unref (payload);
+  return r;
+}
+
+/* Only the blank frames livekit-server injects pass unauthenticated; any
+ * other frame ending in the trailer is dropped (a malicious SFU must not
+ * inject media). */
 GST_START_TEST (test_sif_trailer)
 {
   FcKeyring *dec = fc_keyring_new ();
   GBytes *trailer = g_bytes_new_static ("LK-ROCKS", 8);
-  const guint8 frame[] = "\x10\x02\x00\x9d\x01\x2aLK-ROCKS";
-  guint8 out[64];
+  gchar *au;
   gsize out_size;
-  guint kid;
+  FcKeyStats st;
+  guint i;
 
   fc_keyring_set_sif_trailer (dec, trailer);
-  fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, TRUE, frame,
-                              sizeof (frame) - 1, out, &out_size, &kid),
+  fail_unless (fc_keyring_set_key (dec, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  /* known blank frames, for their codec only */
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP8, FC_TEST_SIF_VP8_HEX, &out_size),
       FC_RESULT_PASSTHROUGH);
-  fail_unless_equals_int (out_size, 6);
+  fail_unless_equals_int (out_size, 31);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_AUDIO, FC_TEST_SIF_OPUS_HEX, &out_size),
+      FC_RESULT_PASSTHROUGH);
+  fail_unless_equals_int (out_size, 80);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_H264, FC_TEST_SIF_H264_IDR_HEX, &out_size),
+      FC_RESULT_PASSTHROUGH);
+  au = g_strconcat ("00000001", FC_TEST_SIF_H264_SPS_HEX, "00000001",
+      FC_TEST_SIF_H264_PPS_HEX, "00000001", FC_TEST_SIF_H264_IDR_HEX, NULL);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_H264, au, &out_size), FC_RESULT_PASSTHROUGH);
+  fail_unless_equals_int (out_size, 52);
+  g_free (au);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_AUDIO, FC_TEST_SIF_VP8_HEX, &out_size),
+      FC_RESULT_BAD_SIF);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP9, FC_TEST_SIF_VP8_HEX, &out_size),
+      FC_RESULT_BAD_SIF);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_H265, FC_TEST_SIF_H264_IDR_HEX, &out_size),
+      FC_RESULT_BAD_SIF);
+
+  /* unknown payloads: a truncated blank frame, injected media, an access
+   * unit with one unknown NAL unit, nothing but the trailer */
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP8, "1002009d012a", &out_size),
+      FC_RESULT_BAD_SIF);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_AUDIO, "78aabbccdd", &out_size),
+      FC_RESULT_BAD_SIF);
+  au = g_strconcat ("00000001", FC_TEST_SIF_H264_SPS_HEX,
+      "0000000165aabbccdd00000001", FC_TEST_SIF_H264_IDR_HEX, NULL);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_H264, au, &out_size), FC_RESULT_BAD_SIF);
+  g_free (au);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP8, "", &out_size), FC_RESULT_BAD_SIF);
+  fail_unless (
+      fc_sif_payload_known (FC_CODEC_VP8, (const guint8 *)"\x10\x02", 0)
+      == FALSE);
+  fc_keyring_get_stats (dec, 0, &st);
+  fail_unless_equals_int (st.failures, 0);
+  fail_if (fc_keyring_is_invalid (dec, 0));
+
+  /* SifGuard: at most FC_SIF_MAX_COUNT in a row */
+  fc_keyring_set_sif_trailer (dec, trailer);
+  for (i = 0; i < FC_SIF_MAX_COUNT; i++)
+    fail_unless_equals_int (
+        decrypt_sif (dec, FC_CODEC_VP8, FC_TEST_SIF_VP8_HEX, &out_size),
+        FC_RESULT_PASSTHROUGH);
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP8, FC_TEST_SIF_VP8_HEX, &out_size),
+      FC_RESULT_BAD_SIF);
+
+  /* without a trailer the frame is an (undecryptable) encrypted frame */
   fc_keyring_set_sif_trailer (dec, NULL);
-  fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, TRUE, frame,
-                              sizeof (frame) - 1, out, &out_size, &kid),
+  fail_unless_equals_int (
+      decrypt_sif (dec, FC_CODEC_VP8, FC_TEST_SIF_VP8_HEX, &out_size),
       FC_RESULT_MISSING_KEY);
   g_bytes_unref (trailer);
   fc_keyring_free (dec);
+}
+
+GST_END_TEST;
+
+/* Truncated frames (packet loss) and failures after a DISCONT do not count
+ * toward failure-tolerance; real failures do. */
+GST_START_TEST (test_malformed_not_counted)
+{
+  FcKeyring *enc = fc_keyring_new (), *dec = fc_keyring_new ();
+  guint8 in[100], ct[200], out[200];
+  gsize ct_size, out_size;
+  guint kid, i;
+
+  memset (in, 0x55, sizeof (in));
+  in[0] = 0x31;
+  fc_keyring_set_failure_tolerance (dec, 2);
+  fc_keyring_set_ratchet_window (dec, 1);
+  fail_unless (fc_keyring_set_key (enc, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  fail_unless (fc_keyring_set_key (dec, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  fail_unless_equals_int (fc_keyring_encrypt (enc, FC_CODEC_VP8, FALSE, in,
+                              sizeof (in), ct, &ct_size, &kid),
+      FC_RESULT_OK);
+  for (i = 0; i < 20; i++) {
+    /* too short for a trailer, or a bad IV length byte */
+    fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, FALSE,
+                                ct + ct_size - 10, 10, out, &out_size, &kid),
+        FC_RESULT_MALFORMED);
+    ct[ct_size - 2] ^= 1;
+    fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, FALSE, ct,
+                                ct_size, out, &out_size, &kid),
+        FC_RESULT_MALFORMED);
+    ct[ct_size - 2] ^= 1;
+    /* a partial frame after lost packets */
+    fail_unless_equals_int (
+        fc_keyring_decrypt_full (dec, FC_CODEC_VP8, FC_DECRYPT_DISCONT, ct + 20,
+            ct_size - 20, out, &out_size, &kid),
+        FC_RESULT_DECRYPT_FAILED);
+  }
+  fail_if (fc_keyring_is_invalid (dec, 0));
+  fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, FALSE, ct,
+                              ct_size, out, &out_size, &kid),
+      FC_RESULT_OK);
+  for (i = 0; i < 3; i++)
+    fail_unless_equals_int (fc_keyring_decrypt (dec, FC_CODEC_VP8, FALSE,
+                                ct + 20, ct_size - 20, out, &out_size, &kid),
+        FC_RESULT_DECRYPT_FAILED);
+  fail_unless (fc_keyring_is_invalid (dec, 0));
+  fc_keyring_free (enc);
+  fc_keyring_free (dec);
+}
+
+GST_END_TEST;
+
+/* fc_keyring_encrypt_into(): a too small buffer gives FC_RESULT_NO_SPACE and
+ * the size needed; the size hint fits ordinary frames exactly enough. */
+GST_START_TEST (test_encrypt_into)
+{
+  FcCodec codecs[] = { FC_CODEC_AUDIO, FC_CODEC_VP8, FC_CODEC_VP9,
+    FC_CODEC_H264, FC_CODEC_H265 };
+  FcKeyring *enc = fc_keyring_new (), *dec = fc_keyring_new ();
+  guint c;
+
+  fail_unless (fc_keyring_set_key (enc, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  fail_unless (fc_keyring_set_key (dec, 0, FC_KDF_HKDF, key_a, 16, TRUE));
+  for (c = 0; c < G_N_ELEMENTS (codecs); c++) {
+    gsize in_size, out_size, hint, pt_size;
+    guint8 *in = make_frame (codecs[c], 5000, &in_size);
+    guint8 *out, *pt;
+    guint kid;
+    FcKeyStats st;
+
+    hint = fc_encrypt_size_hint (codecs[c], in_size);
+    fail_unless (hint <= in_size + FC_OVERHEAD + 64);
+    out = g_malloc (hint);
+    fail_unless_equals_int (fc_keyring_encrypt_into (enc, codecs[c], TRUE, in,
+                                in_size, out, 10, &out_size, &kid),
+        FC_RESULT_NO_SPACE);
+    fail_unless (out_size > 10);
+    fc_keyring_get_stats (enc, 0, &st);
+    fail_unless_equals_int (st.frames, c);
+    fail_unless_equals_int (fc_keyring_encrypt_into (enc, codecs[c], TRUE, in,
+                                in_size, out, hint, &out_size, &kid),
+        FC_RESULT_OK);
+    fail_unless (out_size <= hint);
+    pt = g_malloc (out_size);
+    fail_unless_equals_int (fc_keyring_decrypt (dec, codecs[c], TRUE, out,
+                                out_size, pt, &pt_size, &kid),
+        FC_RESULT_OK);
+    fail_unless_equals_int (pt_size, in_size);
+    fail_unless (memcmp (pt, in, in_size) == 0);
+    g_free (pt);
+    g_free (out);
+    g_free (in);
+  }
+  fc_keyring_free (enc);
+  fc_keyring_free (dec);
+}
+
+GST_END_TEST;
+
+/* Key material GBytes from fc_hex_decode() / fc_secret_bytes_new() hold the
+ * bytes (and are wiped on free: not observable here). */
+GST_START_TEST (test_secret_bytes)
+{
+  GBytes *b = fc_secret_bytes_new ("pass", 4);
+
+  fail_unless_equals_int (g_bytes_get_size (b), 4);
+  fail_unless (memcmp (g_bytes_get_data (b, NULL), "pass", 4) == 0);
+  g_bytes_unref (b);
+  b = fc_secret_bytes_new (NULL, 0);
+  fail_unless_equals_int (g_bytes_get_size (b), 0);
+  g_bytes_unref (b);
 }
 
 GST_END_TEST;
@@ -749,10 +1163,13 @@ framecrypto_suite (void)
   tcase_add_test (tc, test_vectors_encrypt_exact);
   tcase_add_test (tc, test_layout);
   tcase_add_test (tc, test_annexb_normalize);
+  tcase_add_test (tc, test_annexb_next_nal);
+  tcase_add_test (tc, test_h26x_fragments);
   tcase_add_test (tc, test_rbsp);
   tcase_add_test (tc, test_h264_short_start_codes);
   tcase_add_test (tc, test_hex);
   tcase_add_test (tc, test_roundtrip_codecs);
+  tcase_add_test (tc, test_h26x_zero_padding_roundtrip);
   tcase_add_test (tc, test_iv_unique);
   tcase_add_test (tc, test_missing_and_empty);
   tcase_add_test (tc, test_failure_tolerance);
@@ -760,6 +1177,9 @@ framecrypto_suite (void)
   tcase_add_test (tc, test_pbkdf2_ratchet);
   tcase_add_test (tc, test_keyring_size_and_index);
   tcase_add_test (tc, test_sif_trailer);
+  tcase_add_test (tc, test_malformed_not_counted);
+  tcase_add_test (tc, test_encrypt_into);
+  tcase_add_test (tc, test_secret_bytes);
   tcase_add_test (tc, test_malformed);
   tcase_add_test (tc, test_concurrent_set_key);
   return s;
