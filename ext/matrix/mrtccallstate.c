@@ -20,10 +20,17 @@ struct _MrtcCallState
   MrtcClockFunc clock;
   gpointer clock_data;
 
-  GHashTable *memberships; /* user id -> "join"/"leave"/... */
-  GHashTable *legacy;      /* state key -> joined MrtcMember */
+  GHashTable *memberships;      /* user id -> "join"/"leave"/... */
+  GHashTable *legacy;           /* state key -> joined MrtcMember */
+  GHashTable *legacy_by_sender; /* sender -> set of its state keys */
+  guint legacy_evicted;
   MrtcStickyMap *sticky;
-  MrtcSlotStatus slot_status;
+  GHashTable *sticky_parsed; /* event id -> parsed MrtcMember (cache) */
+  /* The slot as the unstable and the stable state event say (UNKNOWN when
+   * absent), in our reading and in js-sdk 43's; the unstable event wins. */
+  MrtcSlotStatus slot_status[2];
+  MrtcSlotStatus slot_status_js[2];
+  gchar *slot_event_id[2];
   JsonObject *power_levels;
   GPtrArray *creators; /* room v12+: creators have infinite power */
   gchar *room_version;
@@ -59,8 +66,13 @@ mrtc_call_state_new (const gchar *room_id, const gchar *slot_id,
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   state->legacy = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_member_unref);
+  state->legacy_by_sender = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
   state->sticky = mrtc_sticky_map_new (state->clock, clock_data);
-  state->slot_status = MRTC_SLOT_UNKNOWN;
+  state->sticky_parsed = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_member_unref);
+  state->slot_status[0] = state->slot_status[1] = MRTC_SLOT_UNKNOWN;
+  state->slot_status_js[0] = state->slot_status_js[1] = MRTC_SLOT_UNKNOWN;
   state->creators = g_ptr_array_new_with_free_func (g_free);
   state->members = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_member_unref);
@@ -80,7 +92,11 @@ mrtc_call_state_free (MrtcCallState *state)
   g_free (state->slot_id);
   g_hash_table_unref (state->memberships);
   g_hash_table_unref (state->legacy);
+  g_hash_table_unref (state->legacy_by_sender);
   mrtc_sticky_map_free (state->sticky);
+  g_hash_table_unref (state->sticky_parsed);
+  g_free (state->slot_event_id[0]);
+  g_free (state->slot_event_id[1]);
   if (state->power_levels != NULL)
     json_object_unref (state->power_levels);
   g_ptr_array_unref (state->creators);
@@ -106,6 +122,75 @@ drop (MrtcCallState *state, const gchar *what, const GError *error)
       error != NULL ? error->message : "malformed", state->dropped);
 }
 
+/* Legacy entries, indexed by sender so that one sender's keys are bounded
+ * (MRTC_CALL_STATE_MAX_LEGACY_PER_SENDER). */
+
+static void
+legacy_remove (MrtcCallState *state, const gchar *state_key)
+{
+  MrtcMember *old = g_hash_table_lookup (state->legacy, state_key);
+  GHashTable *set;
+
+  if (old == NULL)
+    return;
+  set = g_hash_table_lookup (state->legacy_by_sender, old->sender);
+  if (set != NULL) {
+    g_hash_table_remove (set, state_key);
+    if (g_hash_table_size (set) == 0)
+      g_hash_table_remove (state->legacy_by_sender, old->sender);
+  }
+  g_hash_table_remove (state->legacy, state_key);
+}
+
+static void
+legacy_insert (MrtcCallState *state, const gchar *state_key, MrtcMember *m)
+{
+  GHashTable *set;
+  GHashTableIter iter;
+  gpointer k;
+  const gchar *oldest_key = NULL;
+  MrtcMember *oldest = NULL;
+
+  legacy_remove (state, state_key);
+  g_hash_table_replace (state->legacy, g_strdup (state_key), m);
+  set = g_hash_table_lookup (state->legacy_by_sender, m->sender);
+  if (set == NULL) {
+    set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert (state->legacy_by_sender, g_strdup (m->sender), set);
+  }
+  g_hash_table_add (set, g_strdup (state_key));
+  if (g_hash_table_size (set) <= MRTC_CALL_STATE_MAX_LEGACY_PER_SENDER)
+    return;
+  /* Too many: the oldest membership of that sender goes. */
+  g_hash_table_iter_init (&iter, set);
+  while (g_hash_table_iter_next (&iter, &k, NULL)) {
+    MrtcMember *c = g_hash_table_lookup (state->legacy, k);
+
+    if (c != NULL && (oldest == NULL || c->created_ts < oldest->created_ts)) {
+      oldest = c;
+      oldest_key = k;
+    }
+  }
+  if (oldest_key != NULL) {
+    g_autofree gchar *victim = g_strdup (oldest_key);
+
+    state->legacy_evicted++;
+    drop (state, "legacy membership beyond the per-sender limit", NULL);
+    legacy_remove (state, victim);
+  }
+}
+
+static void
+set_slot (MrtcCallState *state, guint which, JsonObject *content,
+    const gchar *event_id)
+{
+  state->slot_status[which] = mrtc_slot_parse (content, state->slot_id);
+  state->slot_status_js[which]
+      = mrtc_slot_parse_jssdk (content, state->slot_id);
+  g_free (state->slot_event_id[which]);
+  state->slot_event_id[which] = g_strdup (event_id);
+}
+
 static gboolean
 handle_state_event (MrtcCallState *state, JsonObject *event, const gchar *type,
     const gchar *state_key, JsonObject *content)
@@ -125,7 +210,8 @@ handle_state_event (MrtcCallState *state, JsonObject *event, const gchar *type,
       || strcmp (type, MRTC_EVENT_RTC_SLOT_STABLE) == 0) {
     if (strcmp (state_key, state->slot_id) != 0)
       return FALSE;
-    state->slot_status = mrtc_slot_parse (content, state->slot_id);
+    set_slot (state, strcmp (type, MRTC_EVENT_RTC_SLOT) == 0 ? 0 : 1, content,
+        mrtc_json_get_string (event, "event_id"));
     return TRUE;
   }
   if (strcmp (type, MRTC_EVENT_LEGACY_MEMBER) == 0) {
@@ -136,14 +222,13 @@ handle_state_event (MrtcCallState *state, JsonObject *event, const gchar *type,
     if (m == NULL) {
       drop (state, "legacy member event", error);
       /* The state key no longer holds a valid membership. */
-      g_hash_table_remove (state->legacy, state_key);
+      legacy_remove (state, state_key);
       return TRUE;
     }
     if (m->joined)
-      g_hash_table_replace (
-          state->legacy, g_strdup (state_key), g_steal_pointer (&m));
+      legacy_insert (state, state_key, g_steal_pointer (&m));
     else
-      g_hash_table_remove (state->legacy, state_key);
+      legacy_remove (state, state_key);
     return TRUE;
   }
   if (strcmp (type, "m.room.power_levels") == 0) {
@@ -177,6 +262,36 @@ handle_state_event (MrtcCallState *state, JsonObject *event, const gchar *type,
     return TRUE;
   }
   return FALSE;
+}
+
+/* A redacted event's content becomes {} (as js-sdk reads it): a legacy
+ * membership ends, a slot closes, a sticky entry is dropped (the map keeps
+ * no history to fall back to). */
+static gboolean
+handle_redaction (MrtcCallState *state, const gchar *redacts)
+{
+  GHashTableIter iter;
+  gpointer k, v;
+  guint i;
+
+  for (i = 0; i < 2; i++) {
+    if (g_strcmp0 (state->slot_event_id[i], redacts) == 0) {
+      g_autoptr (JsonObject) empty = json_object_new ();
+
+      set_slot (state, i, empty, redacts);
+      return TRUE;
+    }
+  }
+  g_hash_table_iter_init (&iter, state->legacy);
+  while (g_hash_table_iter_next (&iter, &k, &v)) {
+    if (g_strcmp0 (((MrtcMember *)v)->event_id, redacts) == 0) {
+      g_autofree gchar *key = g_strdup (k);
+
+      legacy_remove (state, key);
+      return TRUE;
+    }
+  }
+  return mrtc_sticky_map_remove_event (state->sticky, redacts);
 }
 
 gboolean
@@ -224,7 +339,7 @@ mrtc_call_state_handle_event (MrtcCallState *state, JsonObject *event)
     if (redacts == NULL)
       redacts = mrtc_json_get_string (content, "redacts");
     if (redacts != NULL)
-      return mrtc_sticky_map_remove_event (state->sticky, redacts);
+      return handle_redaction (state, redacts);
   }
   return FALSE;
 }
@@ -253,6 +368,21 @@ sticky_member_key (const gchar *sender, const gchar *key)
   return g_strdup_printf ("S%zu:%s%s", strlen (sender), sender, key);
 }
 
+typedef struct
+{
+  gchar *key; /* member key */
+  MrtcMember *member;
+} KeyedMember;
+
+static gint
+compare_keyed (gconstpointer a, gconstpointer b)
+{
+  const KeyedMember *ka = a, *kb = b;
+  gint r = compare_created (&ka->member, &kb->member);
+
+  return r != 0 ? r : strcmp (ka->key, kb->key);
+}
+
 GPtrArray *
 mrtc_call_state_update (MrtcCallState *state)
 {
@@ -262,11 +392,17 @@ mrtc_call_state_update (MrtcCallState *state)
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_member_unref);
   g_autoptr (GHashTable) sticky_keys
       = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GHashTable) parsed = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_member_unref);
   g_autoptr (GPtrArray) expired = NULL;
   g_autoptr (GPtrArray) entries = NULL;
+  g_autoptr (GArray) order = g_array_new (FALSE, FALSE, sizeof (KeyedMember));
   GHashTable *reasons = state->pending_reasons;
   gint64 now = state->clock (state->clock_data);
-  gboolean slot_closed = state->slot_status == MRTC_SLOT_CLOSED;
+  /* Sticky members are hidden while js-sdk 43 reads the slot as closed
+   * (the seed form included), as js-sdk does. */
+  gboolean slot_closed
+      = mrtc_call_state_get_slot_status_jssdk (state) == MRTC_SLOT_CLOSED;
   GHashTableIter iter;
   gpointer k, v;
   guint i;
@@ -280,11 +416,11 @@ mrtc_call_state_update (MrtcCallState *state)
         reasons, sticky_member_key (e->sender, e->key), g_strdup ("expired"));
   }
 
-  /* Sticky members (hidden while the slot is closed, as js-sdk does). */
+  /* Sticky members; each event is parsed once (cache by event id). */
   entries = mrtc_sticky_map_entries (state->sticky);
   for (i = 0; i < entries->len; i++) {
     MrtcStickyEntry *e = g_ptr_array_index (entries, i);
-    g_autoptr (MrtcMember) m = NULL;
+    MrtcMember *m;
     gchar *mkey;
 
     if (!is_sticky_member_type (e->type))
@@ -295,34 +431,47 @@ mrtc_call_state_update (MrtcCallState *state)
       continue;
     }
     g_hash_table_add (sticky_keys, e->key);
-    m = mrtc_member_parse_event (e->event, state->room_id, NULL);
+    m = g_hash_table_lookup (state->sticky_parsed, e->event_id);
+    if (m == NULL) {
+      m = mrtc_member_parse_event (e->event, state->room_id, NULL);
+      if (m != NULL)
+        m->expires_ts = e->expires_at;
+    } else {
+      mrtc_member_ref (m);
+    }
     mkey = sticky_member_key (e->sender, e->key);
+    if (m != NULL)
+      g_hash_table_replace (
+          parsed, g_strdup (e->event_id), mrtc_member_ref (m));
     if (m == NULL || !m->joined
         || g_strcmp0 (m->slot_id, state->slot_id) != 0) {
       g_hash_table_replace (reasons, mkey,
           g_strdup (
               m != NULL && m->leave_reason != NULL ? m->leave_reason : "left"));
+      if (m != NULL)
+        mrtc_member_unref (m);
       continue;
     }
     if (!sender_joined (state, m->sender)) {
       g_hash_table_replace (reasons, mkey, g_strdup ("not_in_room"));
+      mrtc_member_unref (m);
       continue;
     }
-    m->expires_ts = e->expires_at;
-    g_hash_table_replace (next, mkey, g_steal_pointer (&m));
+    g_hash_table_replace (next, mkey, m);
   }
+  g_hash_table_unref (state->sticky_parsed);
+  state->sticky_parsed = g_steal_pointer (&parsed);
 
   /* Legacy members. */
   g_hash_table_iter_init (&iter, state->legacy);
   while (g_hash_table_iter_next (&iter, &k, &v)) {
     MrtcMember *m = v;
-    gchar *mkey = g_strdup_printf ("L%s", (const gchar *)k);
+    gchar *mkey;
 
     if (g_hash_table_contains (sticky_keys, k)
-        || g_strcmp0 (m->slot_id, state->slot_id) != 0) {
-      g_free (mkey);
+        || g_strcmp0 (m->slot_id, state->slot_id) != 0)
       continue;
-    }
+    mkey = g_strdup_printf ("L%s", (const gchar *)k);
     if (m->expires_ts <= now) {
       g_hash_table_replace (reasons, mkey, g_strdup ("expired"));
       continue;
@@ -349,32 +498,28 @@ mrtc_call_state_update (MrtcCallState *state)
   }
   g_hash_table_remove_all (reasons);
 
-  g_ptr_array_set_size (state->member_list, 0);
+  /* The member keys travel with the members: linear, not a search each. */
   g_hash_table_iter_init (&iter, next);
-  while (g_hash_table_iter_next (&iter, &k, &v))
-    g_ptr_array_add (state->member_list, mrtc_member_ref (v));
-  g_ptr_array_sort (state->member_list, compare_created);
+  while (g_hash_table_iter_next (&iter, &k, &v)) {
+    KeyedMember km = { k, v };
 
-  for (i = 0; i < state->member_list->len; i++) {
-    MrtcMember *m = g_ptr_array_index (state->member_list, i);
-    MrtcMember *old = NULL;
-    gchar *mkey = NULL;
+    g_array_append_val (order, km);
+  }
+  g_array_sort (order, compare_keyed);
+  g_ptr_array_set_size (state->member_list, 0);
+  for (i = 0; i < order->len; i++) {
+    KeyedMember *km = &g_array_index (order, KeyedMember, i);
+    MrtcMember *old = g_hash_table_lookup (state->members, km->key);
 
-    /* find the key of m in next */
-    g_hash_table_iter_init (&iter, next);
-    while (g_hash_table_iter_next (&iter, &k, &v)) {
-      if (v == m) {
-        mkey = k;
-        break;
-      }
-    }
-    old = g_hash_table_lookup (state->members, mkey);
-    if (old == NULL || !mrtc_member_same_content (old, m)) {
+    g_ptr_array_add (state->member_list, mrtc_member_ref (km->member));
+    if (old == km->member)
+      continue; /* the same parsed event */
+    if (old == NULL || !mrtc_member_same_content (old, km->member)) {
       MrtcMemberChange *c = g_new0 (MrtcMemberChange, 1);
 
       c->kind = old == NULL ? MRTC_MEMBER_CHANGE_JOINED
                             : MRTC_MEMBER_CHANGE_UPDATED;
-      c->member = mrtc_member_ref (m);
+      c->member = mrtc_member_ref (km->member);
       g_ptr_array_add (changes, c);
     }
   }
@@ -388,12 +533,20 @@ gint64
 mrtc_call_state_next_deadline (MrtcCallState *state)
 {
   gint64 next = mrtc_sticky_map_next_expiry (state->sticky);
+  gint64 now = state->clock (state->clock_data);
   GHashTableIter iter;
   gpointer v;
 
+  /* Only memberships of our slot that are still to expire: an expired
+   * legacy entry stays in the state until its key changes, and counting it
+   * would ask for an update right away, again and again. */
   g_hash_table_iter_init (&iter, state->legacy);
-  while (g_hash_table_iter_next (&iter, NULL, &v))
-    next = MIN (next, ((MrtcMember *)v)->expires_ts);
+  while (g_hash_table_iter_next (&iter, NULL, &v)) {
+    MrtcMember *m = v;
+
+    if (m->expires_ts > now && g_strcmp0 (m->slot_id, state->slot_id) == 0)
+      next = MIN (next, m->expires_ts);
+  }
   return next;
 }
 
@@ -422,7 +575,21 @@ mrtc_call_state_find_member (
 MrtcSlotStatus
 mrtc_call_state_get_slot_status (MrtcCallState *state)
 {
-  return state->slot_status;
+  return state->slot_status[0] != MRTC_SLOT_UNKNOWN ? state->slot_status[0]
+                                                    : state->slot_status[1];
+}
+
+MrtcSlotStatus
+mrtc_call_state_get_slot_status_jssdk (MrtcCallState *state)
+{
+  /* js-sdk 43 reads the unstable event only. */
+  return state->slot_status_js[0];
+}
+
+guint
+mrtc_call_state_get_evicted (MrtcCallState *state)
+{
+  return state->legacy_evicted + mrtc_sticky_map_get_evicted (state->sticky);
 }
 
 gboolean

@@ -67,7 +67,22 @@ GPtrArray *mrtc_call_state_get_members (MrtcCallState *state);
 MrtcMember *mrtc_call_state_find_member (
     MrtcCallState *state, const gchar *user_id, const gchar *device_id);
 
+/* Most legacy memberships (state keys) one sender holds in a room: beyond,
+ * its oldest is dropped (logged, counted in mrtc_call_state_get_evicted()). */
+#define MRTC_CALL_STATE_MAX_LEGACY_PER_SENDER 16
+
+/* The slot: the unstable org.matrix.msc4143.rtc.slot event when there is
+ * one (it takes precedence, js-sdk 43 reads only it), else the stable
+ * m.rtc.slot; the seed form (application without status) reads as OPEN
+ * here (the issue's rule for our own join). */
 MrtcSlotStatus mrtc_call_state_get_slot_status (MrtcCallState *state);
+/* The slot as matrix-js-sdk 43 (Element Call) reads it: the unstable event
+ * only, open only with "status":"open" (the seed form reads as CLOSED).
+ * While it is CLOSED, js-sdk hides every sticky member of the slot, and so
+ * does mrtc_call_state_update(). */
+MrtcSlotStatus mrtc_call_state_get_slot_status_jssdk (MrtcCallState *state);
+/* Memberships dropped by the per-sender limits (legacy and sticky). */
+guint mrtc_call_state_get_evicted (MrtcCallState *state);
 gboolean mrtc_call_state_is_encrypted (MrtcCallState *state);
 const gchar *mrtc_call_state_get_room_version (MrtcCallState *state);
 /* "join", "leave", ... or NULL. */

@@ -14,6 +14,7 @@
  * method and path only, and bodies never. */
 
 #include "mrtcclient.h"
+#include "mrtcjson.h"
 #include "mrtcmember.h"
 
 #include <libsoup/soup.h>
@@ -22,6 +23,7 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define SYNC_BACKOFF_MIN_MS 500
 #define SYNC_BACKOFF_MAX_MS 10000
+#define READ_CHUNK 65536
 
 struct _MrtcClient
 {
@@ -32,6 +34,10 @@ struct _MrtcClient
   GMainLoop *loop;
   GThread *thread;
   SoupSession *session;
+  /* The sync loop's requests hold no reference to the client (a syncing
+   * client must still go away with its last user reference); the loop
+   * takes a strong one from here while it handles a response. */
+  GWeakRef self;
 
   GMutex lock; /* protects the identity below */
   gchar *access_token;
@@ -44,6 +50,9 @@ struct _MrtcClient
   MrtcClockFunc clock;
   gpointer clock_data;
   MrtcStickyMap *sticky;
+  /* event id -> expiry (ms) of every sticky event seen, keyed or not (an
+   * encrypted one hides its sticky key), for mrtc_client_get_sticky_expiry */
+  GHashTable *sticky_seen;
 
   /* sync loop, client thread only */
   GCancellable *sync_cancel;
@@ -52,6 +61,8 @@ struct _MrtcClient
   guint sync_backoff_ms;
   guint sync_count;
   GSource *sync_retry;
+  gboolean sync_explicit; /* mrtc_client_start_sync() */
+  guint sync_holds;       /* mrtc_client_hold_sync() */
 };
 
 enum
@@ -108,6 +119,10 @@ error_code_for (const gchar *errcode)
     return MRTC_CLIENT_ERROR_LIMIT_EXCEEDED;
   if (strcmp (errcode, "M_UNRECOGNIZED") == 0)
     return MRTC_CLIENT_ERROR_UNRECOGNIZED;
+  /* MSC4140's delay limit: js-sdk's form and Synapse 1.13x's errcode */
+  if (strcmp (errcode, "M_MAX_DELAY_EXCEEDED") == 0
+      || strcmp (errcode, "ORG.MATRIX.MSC4140_DELAY_TOO_LARGE") == 0)
+    return MRTC_CLIENT_ERROR_MAX_DELAY_EXCEEDED;
   return MRTC_CLIENT_ERROR_FAILED;
 }
 
@@ -122,6 +137,7 @@ mrtc_request_new (const gchar *method, const gchar *path)
   req->path = g_strdup (path);
   req->query = g_ptr_array_new_with_free_func (g_free);
   req->max_rate_limit_retries = 5;
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_DEFAULT;
   return req;
 }
 
@@ -213,6 +229,8 @@ mrtc_client_init (MrtcClient *client)
   client->versions = g_ptr_array_new_with_free_func (g_free);
   client->clock = mrtc_clock_real;
   client->sticky = mrtc_sticky_map_new (NULL, NULL);
+  client->sticky_seen
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
 static gint64
@@ -239,6 +257,7 @@ mrtc_client_new (const gchar *homeserver_url)
     client->homeserver_url[--len] = '\0';
   mrtc_sticky_map_free (client->sticky);
   client->sticky = mrtc_sticky_map_new (client_clock, client);
+  g_weak_ref_init (&client->self, client);
   client->context = g_main_context_new ();
   client->loop = g_main_loop_new (client->context, FALSE);
   client->thread = g_thread_new ("mrtc-client", client_thread, client);
@@ -281,6 +300,7 @@ mrtc_client_finalize (GObject *object)
     }
   }
   g_clear_object (&client->sync_cancel);
+  g_weak_ref_clear (&client->self);
   g_main_loop_unref (client->loop);
   g_main_context_unref (client->context);
   g_free (client->homeserver_url);
@@ -291,6 +311,7 @@ mrtc_client_finalize (GObject *object)
   g_hash_table_unref (client->features);
   g_ptr_array_unref (client->versions);
   mrtc_sticky_map_free (client->sticky);
+  g_hash_table_unref (client->sticky_seen);
   g_mutex_clear (&client->lock);
   G_OBJECT_CLASS (mrtc_client_parent_class)->finalize (object);
 }
@@ -350,10 +371,37 @@ mrtc_client_get_device_id (MrtcClient *client)
   return client->device_id;
 }
 
+gchar *
+mrtc_client_dup_user_id (MrtcClient *client)
+{
+  gchar *ret;
+
+  g_mutex_lock (&client->lock);
+  ret = g_strdup (client->user_id);
+  g_mutex_unlock (&client->lock);
+  return ret;
+}
+
+gchar *
+mrtc_client_dup_device_id (MrtcClient *client)
+{
+  gchar *ret;
+
+  g_mutex_lock (&client->lock);
+  ret = g_strdup (client->device_id);
+  g_mutex_unlock (&client->lock);
+  return ret;
+}
+
 gboolean
 mrtc_client_is_logged_in (MrtcClient *client)
 {
-  return client->access_token != NULL && client->user_id != NULL;
+  gboolean ret;
+
+  g_mutex_lock (&client->lock);
+  ret = client->access_token != NULL && client->user_id != NULL;
+  g_mutex_unlock (&client->lock);
+  return ret;
 }
 
 void
@@ -389,8 +437,12 @@ mrtc_client_new_txn_id (MrtcClient *client)
 
 typedef struct
 {
+  MrtcClient *client; /* borrowed: the task holds a reference, or (sync) the
+                       * client cancels the call before it goes */
   MrtcRequest *req;
   SoupMessage *msg;
+  GInputStream *stream;
+  GByteArray *body;
   GCancellable *op_cancel; /* cancelled by the caller's or the timeout */
   gulong caller_handler;
   GSource *timeout;
@@ -405,7 +457,10 @@ call_data_free (CallData *cd)
     g_source_destroy (cd->timeout);
     g_source_unref (cd->timeout);
   }
+  g_clear_object (&cd->stream);
   g_clear_object (&cd->msg);
+  if (cd->body != NULL)
+    g_byte_array_unref (cd->body);
   g_clear_object (&cd->op_cancel);
   mrtc_request_free (cd->req);
   g_free (cd);
@@ -423,10 +478,23 @@ call_timed_out (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static void fail_task (GTask *task, GError *error);
+
 static gboolean
 call_retry (gpointer data)
 {
-  start_call (G_TASK (data));
+  GTask *task = data;
+  CallData *cd = g_task_get_task_data (task);
+
+  /* A sync call whose client is going away is cancelled: do not touch the
+   * client. */
+  if (g_cancellable_is_cancelled (cd->op_cancel)) {
+    fail_task (
+        task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED,
+                  "%s %s cancelled", cd->req->method, cd->req->path));
+    return G_SOURCE_REMOVE;
+  }
+  start_call (task);
   return G_SOURCE_REMOVE;
 }
 
@@ -476,50 +544,52 @@ retry_after_ms (SoupMessage *msg, JsonNode *node)
 }
 
 static void
-on_call_read (GObject *source, GAsyncResult *result, gpointer data)
+stop_timeout (CallData *cd)
 {
-  GTask *task = data;
-  CallData *cd = g_task_get_task_data (task);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) bytes = NULL;
-  g_autoptr (JsonParser) parser = NULL;
-  JsonNode *root = NULL;
-  guint status;
-  gsize size = 0;
-  const gchar *data_ptr;
-
   if (cd->timeout != NULL) {
     g_source_destroy (cd->timeout);
     g_clear_pointer (&cd->timeout, g_source_unref);
   }
+}
 
-  bytes = soup_session_send_and_read_finish (
-      SOUP_SESSION (source), result, &error);
-  if (bytes == NULL) {
-    GCancellable *caller = g_task_get_cancellable (task);
+/* No complete response: timeout, cancellation or a network error. */
+static void
+fail_transport (GTask *task, const GError *error)
+{
+  CallData *cd = g_task_get_task_data (task);
+  GCancellable *caller = g_task_get_cancellable (task);
 
-    if (cd->timed_out)
-      fail_task (
-          task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NETWORK,
-                    "%s %s timed out", cd->req->method, cd->req->path));
-    else if (caller != NULL && g_cancellable_is_cancelled (caller))
-      fail_task (
-          task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED,
-                    "%s %s cancelled", cd->req->method, cd->req->path));
-    else
-      fail_task (task,
-          g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NETWORK,
-              "%s %s: %s", cd->req->method, cd->req->path, error->message));
-    return;
-  }
+  stop_timeout (cd);
+  if (cd->timed_out)
+    fail_task (task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NETWORK,
+                         "%s %s timed out", cd->req->method, cd->req->path));
+  else if ((caller != NULL && g_cancellable_is_cancelled (caller))
+           || g_cancellable_is_cancelled (cd->op_cancel))
+    fail_task (
+        task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED,
+                  "%s %s cancelled", cd->req->method, cd->req->path));
+  else
+    fail_task (
+        task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NETWORK,
+                  "%s %s: %s", cd->req->method, cd->req->path, error->message));
+}
 
+static void
+handle_response (GTask *task, const gchar *data_ptr, gsize size)
+{
+  CallData *cd = g_task_get_task_data (task);
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GError) parse_error = NULL;
+  guint status;
+
+  stop_timeout (cd);
   status = soup_message_get_status (cd->msg);
-  data_ptr = g_bytes_get_data (bytes, &size);
-  if (size > 0) {
-    parser = json_parser_new_immutable ();
-    if (json_parser_load_from_data (parser, data_ptr, size, NULL))
-      root = json_parser_get_root (parser);
-  }
+  /* Error bodies are small; only those are parsed. */
+  if (size > 0
+      && ((status >= 200 && status < 300)
+          || size <= MRTC_CLIENT_MAX_RESPONSE_SMALL))
+    root = mrtc_json_parse (
+        data_ptr, size, 0, MRTC_JSON_MAX_DEPTH_ANY, &parse_error);
   g_debug ("%s %s -> %u", cd->req->method, cd->req->path, status);
 
   if (status >= 200 && status < 300) {
@@ -527,11 +597,14 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer data)
         || (!JSON_NODE_HOLDS_OBJECT (root) && !JSON_NODE_HOLDS_ARRAY (root))) {
       fail_task (
           task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_BAD_RESPONSE,
-                    "%s %s: HTTP %u with a body that is not JSON",
-                    cd->req->method, cd->req->path, status));
+                    "%s %s: HTTP %u with a body that is not a JSON object or "
+                    "array%s%s",
+                    cd->req->method, cd->req->path, status,
+                    parse_error != NULL ? ": " : "",
+                    parse_error != NULL ? parse_error->message : ""));
       return;
     }
-    succeed_task (task, json_node_ref (root));
+    succeed_task (task, g_steal_pointer (&root));
     return;
   }
 
@@ -553,12 +626,26 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer data)
     JsonObject *obj = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
                           ? json_node_get_object (root)
                           : NULL;
+    gint64 max_delay = -1;
+    g_autofree gchar *extra = NULL;
 
     errcode = mrtc_json_get_string (obj, "errcode");
     message = mrtc_json_get_string (obj, "error");
     /* Synapse's delayed-event limit carries its own errcode. */
     if (mrtc_json_get_string (obj, "org.matrix.msc4140.errcode") != NULL)
       errcode = mrtc_json_get_string (obj, "org.matrix.msc4140.errcode");
+    if (!mrtc_json_get_int (obj, "org.matrix.msc4140.max_delay", &max_delay)
+        && g_strcmp0 (errcode, "ORG.MATRIX.MSC4140_DELAY_TOO_LARGE") == 0
+        && message != NULL && strstr (message, "maximum (") != NULL) {
+      /* "... exceeds the allowed maximum (86400000ms)" */
+      const gchar *p = strstr (message, "maximum (") + strlen ("maximum (");
+
+      if (g_ascii_isdigit (*p))
+        max_delay = g_ascii_strtoll (p, NULL, 10);
+    }
+    if (max_delay >= 0)
+      extra
+          = g_strdup_printf (" [max_delay %" G_GINT64_FORMAT " ms]", max_delay);
     if (errcode == NULL) {
       /* not a Matrix error (a proxy, a restarting server, ...) */
       fail_task (task,
@@ -569,12 +656,88 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer data)
               cd->req->method, cd->req->path));
       return;
     }
-    fail_task (
-        task, g_error_new (MRTC_CLIENT_ERROR, error_code_for (errcode),
-                  "%s: %s (HTTP %u on %s %s)", errcode,
-                  message != NULL ? message : soup_status_get_phrase (status),
-                  status, cd->req->method, cd->req->path));
+    fail_task (task,
+        g_error_new (MRTC_CLIENT_ERROR, error_code_for (errcode),
+            "%s: %s (HTTP %u on %s %s)%s", errcode,
+            message != NULL ? message : soup_status_get_phrase (status), status,
+            cd->req->method, cd->req->path, extra != NULL ? extra : ""));
   }
+}
+
+static void read_body (GTask *task);
+
+static void
+on_body_read (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GTask *task = data;
+  CallData *cd = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = g_input_stream_read_bytes_finish (
+      G_INPUT_STREAM (source), result, &error);
+  gsize size;
+
+  if (bytes == NULL) {
+    fail_transport (task, error);
+    return;
+  }
+  size = g_bytes_get_size (bytes);
+  if (size == 0) {
+    handle_response (task, (const gchar *)cd->body->data, cd->body->len);
+    return;
+  }
+  if (cd->body->len + size > cd->req->max_response_bytes) {
+    stop_timeout (cd);
+    fail_task (
+        task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_BAD_RESPONSE,
+                  "%s %s: response larger than %" G_GSIZE_FORMAT " bytes",
+                  cd->req->method, cd->req->path, cd->req->max_response_bytes));
+    return;
+  }
+  g_byte_array_append (cd->body, g_bytes_get_data (bytes, NULL), size);
+  read_body (task);
+}
+
+static void
+read_body (GTask *task)
+{
+  CallData *cd = g_task_get_task_data (task);
+
+  g_input_stream_read_bytes_async (cd->stream, READ_CHUNK, G_PRIORITY_DEFAULT,
+      cd->op_cancel, on_body_read, task);
+}
+
+static void
+on_call_sent (GObject *source, GAsyncResult *result, gpointer data)
+{
+  GTask *task = data;
+  CallData *cd = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  GInputStream *stream
+      = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+  goffset length;
+
+  if (stream == NULL) {
+    fail_transport (task, error);
+    return;
+  }
+  g_clear_object (&cd->stream);
+  cd->stream = stream;
+  length = soup_message_headers_get_content_length (
+      soup_message_get_response_headers (cd->msg));
+  if (length > 0 && (guint64)length > cd->req->max_response_bytes) {
+    stop_timeout (cd);
+    fail_task (
+        task, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_BAD_RESPONSE,
+                  "%s %s: response of %" G_GINT64_FORMAT
+                  " bytes is larger than %" G_GSIZE_FORMAT,
+                  cd->req->method, cd->req->path, (gint64)length,
+                  cd->req->max_response_bytes));
+    return;
+  }
+  if (cd->body != NULL)
+    g_byte_array_unref (cd->body);
+  cd->body = g_byte_array_new ();
+  read_body (task);
 }
 
 static void
@@ -586,7 +749,8 @@ cancel_op (GCancellable *caller, gpointer data)
 static void
 start_call (GTask *task)
 {
-  MrtcClient *client = g_task_get_source_object (task);
+  CallData *cd0 = g_task_get_task_data (task);
+  MrtcClient *client = cd0->client;
   CallData *cd = g_task_get_task_data (task);
   MrtcRequest *req = cd->req;
   g_autoptr (GString) uri = g_string_new (NULL);
@@ -642,23 +806,27 @@ start_call (GTask *task)
       req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
   g_source_set_callback (cd->timeout, call_timed_out, cd, NULL);
   g_source_attach (cd->timeout, g_main_context_get_thread_default ());
-  soup_session_send_and_read_async (client->session, cd->msg,
-      G_PRIORITY_DEFAULT, cd->op_cancel, on_call_read, task);
+  if (req->max_response_bytes == 0)
+    req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_DEFAULT;
+  soup_session_send_async (client->session, cd->msg, G_PRIORITY_DEFAULT,
+      cd->op_cancel, on_call_sent, task);
 }
 
-void
-mrtc_client_call_async (MrtcClient *client, MrtcRequest *req,
-    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+/* @hold_ref FALSE: the task has no source object and does not keep the
+ * client alive (the sync loop); its callback gets source NULL. */
+static void
+call_async_full (MrtcClient *client, MrtcRequest *req,
+    GCancellable *cancellable, gboolean hold_ref, GAsyncReadyCallback callback,
+    gpointer user_data)
 {
   GTask *task;
   CallData *cd;
 
-  g_return_if_fail (MRTC_IS_CLIENT (client));
-  g_return_if_fail (req != NULL);
-
-  task = g_task_new (client, cancellable, callback, user_data);
+  task
+      = g_task_new (hold_ref ? client : NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, mrtc_client_call_async);
   cd = g_new0 (CallData, 1);
+  cd->client = client;
   cd->req = req;
   cd->op_cancel = g_cancellable_new ();
   g_task_set_task_data (task, cd, (GDestroyNotify)call_data_free);
@@ -675,6 +843,15 @@ mrtc_client_call_async (MrtcClient *client, MrtcRequest *req,
     }
   }
   start_call (task);
+}
+
+void
+mrtc_client_call_async (MrtcClient *client, MrtcRequest *req,
+    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (MRTC_IS_CLIENT (client));
+  g_return_if_fail (req != NULL);
+  call_async_full (client, req, cancellable, TRUE, callback, user_data);
 }
 
 JsonNode *
@@ -891,6 +1068,7 @@ mrtc_client_login_password (MrtcClient *client, const gchar *user,
   mrtc_request_set_body_object (req, body);
   req->no_auth = TRUE;
   req->secret_body = TRUE;
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
 
   resp = call_object (client, req, error);
   if (resp == NULL) {
@@ -921,10 +1099,12 @@ mrtc_client_whoami (MrtcClient *client, GError **error)
 {
   MrtcRequest *req
       = mrtc_request_new ("GET", "/_matrix/client/v3/account/whoami");
-  g_autoptr (JsonObject) resp = call_object (client, req, error);
+  g_autoptr (JsonObject) resp = NULL;
   gchar *uid = NULL;
   const gchar *did;
 
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
+  resp = call_object (client, req, error);
   if (resp == NULL || !require_string (resp, "user_id", "whoami", &uid, error))
     return FALSE;
   did = mrtc_json_get_string (resp, "device_id");
@@ -953,11 +1133,14 @@ mrtc_client_login_token (MrtcClient *client, const gchar *access_token,
     g_prefix_error (error, "access token not accepted: ");
     return FALSE;
   }
+  g_mutex_lock (&client->lock);
   if (client->device_id == NULL) {
+    g_mutex_unlock (&client->lock);
     g_set_error (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_BAD_RESPONSE,
         "whoami gave no device id and none was set");
     return FALSE;
   }
+  g_mutex_unlock (&client->lock);
   return TRUE;
 }
 
@@ -971,6 +1154,7 @@ mrtc_client_fetch_versions (MrtcClient *client, GError **error)
   guint i;
 
   req->no_auth = TRUE;
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
   resp = call_object (client, req, error);
   if (resp == NULL)
     return FALSE;
@@ -1070,9 +1254,12 @@ mrtc_client_get_room_state (
   g_autofree gchar *path = g_strdup_printf ("/_matrix/client/v3/rooms/%s/"
                                             "state",
       r);
-  JsonNode *node
-      = mrtc_client_call (client, mrtc_request_new ("GET", path), error);
+  MrtcRequest *req = mrtc_request_new ("GET", path);
+  JsonNode *node;
   JsonArray *array;
+
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_LARGE;
+  node = mrtc_client_call (client, req, error);
 
   if (node == NULL)
     return NULL;
@@ -1171,16 +1358,20 @@ mrtc_client_request_openid_token (MrtcClient *client, GError **error)
 {
   g_autofree gchar *u = NULL;
   g_autofree gchar *path = NULL;
+  g_autofree gchar *user_id = mrtc_client_dup_user_id (client);
+  MrtcRequest *req;
   JsonObject *resp;
 
-  if (client->user_id == NULL) {
+  if (user_id == NULL) {
     g_set_error (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_LOGGED_IN,
         "not logged in");
     return NULL;
   }
-  u = escape (client->user_id);
+  u = escape (user_id);
   path = g_strdup_printf ("/_matrix/client/v3/user/%s/openid/request_token", u);
-  resp = call_object (client, mrtc_request_new ("POST", path), error);
+  req = mrtc_request_new ("POST", path);
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
+  resp = call_object (client, req, error);
   if (resp != NULL && mrtc_json_get_string (resp, "access_token") == NULL) {
     g_set_error (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_BAD_RESPONSE,
         "OpenID token response without access_token");
@@ -1220,7 +1411,9 @@ mrtc_client_discover_transports (MrtcClient *client, GError **error)
     g_autoptr (JsonObject) resp = NULL;
 
     g_clear_error (&last);
-    resp = call_object (client, mrtc_request_new ("GET", paths[i]), &last);
+    req = mrtc_request_new ("GET", paths[i]);
+    req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
+    resp = call_object (client, req, &last);
     if (resp != NULL) {
       JsonArray *t
           = valid_transports (mrtc_json_get_array (resp, "rtc_transports"));
@@ -1231,20 +1424,42 @@ mrtc_client_discover_transports (MrtcClient *client, GError **error)
     }
   }
 
-  req = mrtc_request_new ("GET", "/.well-known/matrix/client");
-  req->no_auth = TRUE;
-  g_clear_error (&last);
-  wk = call_object (client, req, &last);
-  if (wk != NULL) {
-    foci = mrtc_json_get_array (wk, "org.matrix.msc4143.rtc_foci");
-    if (foci == NULL)
-      foci = mrtc_json_get_array (wk, "m.rtc_foci");
-    if (foci != NULL) {
-      JsonArray *t = valid_transports (foci);
+  /* .well-known/matrix/client lives at the server name (the part of our
+   * user id after the first ':'); deployments often serve it from the
+   * homeserver URL too, which is tried next. */
+  {
+    g_autofree gchar *user_id = mrtc_client_dup_user_id (client);
+    const gchar *colon = user_id != NULL ? strchr (user_id, ':') : NULL;
+    g_autofree gchar *at_server_name = NULL;
+    const gchar *urls[3] = { NULL, "/.well-known/matrix/client", NULL };
 
-      if (json_array_get_length (t) > 0)
-        return t;
-      json_array_unref (t);
+    if (colon != NULL && colon[1] != '\0' && strchr (colon + 1, '/') == NULL) {
+      at_server_name
+          = g_strdup_printf ("https://%s/.well-known/matrix/client", colon + 1);
+      urls[0] = at_server_name;
+    }
+    for (i = 0; i < G_N_ELEMENTS (urls); i++) {
+      if (urls[i] == NULL)
+        continue;
+      req = mrtc_request_new ("GET", urls[i]);
+      req->no_auth = TRUE;
+      req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
+      req->timeout_ms = 10000;
+      g_clear_error (&last);
+      g_clear_pointer (&wk, json_object_unref);
+      wk = call_object (client, req, &last);
+      if (wk == NULL)
+        continue;
+      foci = mrtc_json_get_array (wk, "org.matrix.msc4143.rtc_foci");
+      if (foci == NULL)
+        foci = mrtc_json_get_array (wk, "m.rtc_foci");
+      if (foci != NULL) {
+        JsonArray *t = valid_transports (foci);
+
+        if (json_array_get_length (t) > 0)
+          return t;
+        json_array_unref (t);
+      }
     }
   }
   g_set_error (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_FOUND,
@@ -1293,8 +1508,17 @@ file_sticky (MrtcClient *client, const gchar *room_id, JsonArray *events)
       continue;
     ev = json_node_get_object (n);
     if (mrtc_json_get_object (ev, "msc4354_sticky") != NULL
-        || mrtc_json_get_object (ev, "sticky") != NULL)
+        || mrtc_json_get_object (ev, "sticky") != NULL) {
+      const gchar *event_id = mrtc_json_get_string (ev, "event_id");
+      gint64 expires = mrtc_sticky_event_expiry (ev, client_clock (client));
+
       mrtc_sticky_map_add (client->sticky, room_id, ev);
+      if (event_id != NULL && expires > 0
+          && !g_hash_table_contains (client->sticky_seen, event_id)
+          && g_hash_table_size (client->sticky_seen) < 100000)
+        g_hash_table_insert (client->sticky_seen, g_strdup (event_id),
+            g_memdup2 (&expires, sizeof (expires)));
+    }
   }
 }
 
@@ -1313,6 +1537,17 @@ handle_sync_response (MrtcClient *client, JsonObject *resp)
   }
 
   g_ptr_array_unref (mrtc_sticky_map_expire (client->sticky));
+  {
+    GHashTableIter iter;
+    gpointer v;
+    gint64 now = client_clock (client);
+
+    g_hash_table_iter_init (&iter, client->sticky_seen);
+    while (g_hash_table_iter_next (&iter, NULL, &v)) {
+      if (*(gint64 *)v <= now)
+        g_hash_table_iter_remove (&iter);
+    }
+  }
   rooms = mrtc_json_get_object (resp, "rooms");
   join = mrtc_json_get_object (rooms, "join");
   if (join != NULL) {
@@ -1345,24 +1580,34 @@ handle_sync_response (MrtcClient *client, JsonObject *resp)
   g_signal_emit (client, signals[SIGNAL_SYNC], 0, resp);
 }
 
+typedef struct
+{
+  MrtcClient *client; /* borrowed: see CallData */
+  GCancellable *cancel;
+} SyncCall;
+
 static void
 on_sync (GObject *source, GAsyncResult *result, gpointer data)
 {
-  GCancellable *cancel = data; /* owned */
-  MrtcClient *client;
+  SyncCall *sc = data;
+  g_autoptr (MrtcClient) client = NULL;
   g_autoptr (GError) error = NULL;
   JsonNode *node;
+  gboolean cancelled;
 
   node = g_task_propagate_pointer (G_TASK (result), &error);
-  if (g_cancellable_is_cancelled (cancel)) {
-    /* stopped: the client may be going away, do not touch it */
+  cancelled = g_cancellable_is_cancelled (sc->cancel);
+  g_object_unref (sc->cancel);
+  /* Stopped, or the client is going away (its finalize cancels the sync
+   * and waits for this thread): do not touch it. */
+  if (!cancelled)
+    client = g_weak_ref_get (&sc->client->self);
+  g_free (sc);
+  if (client == NULL) {
     if (node != NULL)
       json_node_unref (node);
-    g_object_unref (cancel);
     return;
   }
-  g_object_unref (cancel);
-  client = MRTC_CLIENT (source);
 
   if (node != NULL && JSON_NODE_HOLDS_OBJECT (node)) {
     client->sync_backoff_ms = 0;
@@ -1381,6 +1626,7 @@ on_sync (GObject *source, GAsyncResult *result, gpointer data)
   g_signal_emit (client, signals[SIGNAL_SYNC_ERROR], 0, error);
   if (g_error_matches (
           error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNKNOWN_TOKEN)) {
+    /* Logged out (or the token revoked): retrying cannot help. */
     g_info ("sync stopped: %s", error->message);
     g_clear_object (&client->sync_cancel);
     return;
@@ -1403,9 +1649,12 @@ sync_once (MrtcClient *client)
 {
   MrtcRequest *req = mrtc_request_new ("GET", "/_matrix/client/v3/sync");
   g_autofree gchar *timeout = NULL;
+  SyncCall *sc;
 
-  if (client->sync_cancel == NULL)
+  if (client->sync_cancel == NULL) {
+    mrtc_request_free (req);
     return;
+  }
   timeout = g_strdup_printf (
       "%u", client->since != NULL ? client->sync_timeout_ms : 0);
   mrtc_request_add_query (req, "timeout", timeout);
@@ -1415,14 +1664,18 @@ sync_once (MrtcClient *client)
   if (client->since != NULL)
     mrtc_request_add_query (req, "since", client->since);
   req->timeout_ms = client->sync_timeout_ms + 30000;
-  mrtc_client_call_async (client, req, client->sync_cancel, on_sync,
-      g_object_ref (client->sync_cancel));
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_LARGE;
+  sc = g_new0 (SyncCall, 1);
+  sc->client = client;
+  sc->cancel = g_object_ref (client->sync_cancel);
+  call_async_full (client, req, client->sync_cancel, FALSE, on_sync, sc);
 }
 
 typedef struct
 {
   MrtcClient *client;
   guint timeout_ms;
+  gboolean hold; /* hold_sync (counted) rather than start_sync */
 } SyncStart;
 
 static gboolean
@@ -1431,6 +1684,10 @@ start_sync_cb (gpointer data)
   SyncStart *s = data;
   MrtcClient *client = s->client;
 
+  if (s->hold)
+    client->sync_holds++;
+  else
+    client->sync_explicit = TRUE;
   if (client->sync_cancel == NULL) {
     client->sync_cancel = g_cancellable_new ();
     client->sync_timeout_ms = s->timeout_ms;
@@ -1446,22 +1703,38 @@ sync_start_free (SyncStart *s)
   g_free (s);
 }
 
-void
-mrtc_client_start_sync (MrtcClient *client, guint timeout_ms)
+static void
+sync_start (MrtcClient *client, guint timeout_ms, gboolean hold)
 {
   SyncStart *s = g_new0 (SyncStart, 1);
 
   s->client = g_object_ref (client);
   s->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+  s->hold = hold;
+  if (g_thread_self () == client->thread) {
+    start_sync_cb (s);
+    sync_start_free (s);
+    return;
+  }
   mrtc_client_invoke (
       client, start_sync_cb, s, (GDestroyNotify)sync_start_free);
 }
 
-static gboolean
-stop_sync_cb (gpointer data)
+void
+mrtc_client_start_sync (MrtcClient *client, guint timeout_ms)
 {
-  MrtcClient *client = data;
+  sync_start (client, timeout_ms, FALSE);
+}
 
+void
+mrtc_client_hold_sync (MrtcClient *client, guint timeout_ms)
+{
+  sync_start (client, timeout_ms, TRUE);
+}
+
+static void
+stop_sync_now (MrtcClient *client)
+{
   if (client->sync_cancel != NULL) {
     g_cancellable_cancel (client->sync_cancel);
     g_clear_object (&client->sync_cancel);
@@ -1470,6 +1743,28 @@ stop_sync_cb (gpointer data)
     g_source_destroy (client->sync_retry);
     g_clear_pointer (&client->sync_retry, g_source_unref);
   }
+}
+
+static gboolean
+stop_sync_cb (gpointer data)
+{
+  MrtcClient *client = data;
+
+  client->sync_explicit = FALSE;
+  if (client->sync_holds == 0)
+    stop_sync_now (client);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+release_sync_cb (gpointer data)
+{
+  MrtcClient *client = data;
+
+  if (client->sync_holds > 0)
+    client->sync_holds--;
+  if (client->sync_holds == 0 && !client->sync_explicit)
+    stop_sync_now (client);
   return G_SOURCE_REMOVE;
 }
 
@@ -1484,10 +1779,62 @@ mrtc_client_stop_sync (MrtcClient *client)
       client, stop_sync_cb, g_object_ref (client), g_object_unref);
 }
 
+void
+mrtc_client_release_sync (MrtcClient *client)
+{
+  if (g_thread_self () == client->thread) {
+    release_sync_cb (client);
+    return;
+  }
+  mrtc_client_invoke (
+      client, release_sync_cb, g_object_ref (client), g_object_unref);
+}
+
+gboolean
+mrtc_client_is_syncing (MrtcClient *client)
+{
+  return client->sync_cancel != NULL;
+}
+
 guint
 mrtc_client_get_sync_count (MrtcClient *client)
 {
   return g_atomic_int_get (&client->sync_count);
+}
+
+GPtrArray *
+mrtc_client_dup_sticky_events (MrtcClient *client, const gchar *room_id)
+{
+  g_autoptr (GPtrArray) entries = NULL;
+  GPtrArray *out
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)json_object_unref);
+  gint64 now = client_clock (client);
+  guint i;
+
+  g_ptr_array_unref (mrtc_sticky_map_expire (client->sticky));
+  entries = mrtc_sticky_map_entries (client->sticky);
+  for (i = 0; i < entries->len; i++) {
+    MrtcStickyEntry *e = g_ptr_array_index (entries, i);
+
+    if (g_strcmp0 (e->room_id, room_id) == 0)
+      g_ptr_array_add (
+          out, mrtc_sticky_event_with_ttl (e->event, e->expires_at - now));
+  }
+  return out;
+}
+
+gint64
+mrtc_client_get_sticky_expiry (MrtcClient *client, const gchar *event_id)
+{
+  const MrtcStickyEntry *e
+      = mrtc_sticky_map_find_event (client->sticky, event_id);
+  gint64 *seen;
+
+  if (e != NULL)
+    return e->expires_at;
+  seen = event_id != NULL ? g_hash_table_lookup (client->sticky_seen, event_id)
+                          : NULL;
+  return seen != NULL ? *seen : -1;
 }
 
 GPtrArray *

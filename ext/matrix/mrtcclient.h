@@ -40,6 +40,10 @@ typedef enum
   MRTC_CLIENT_ERROR_NOT_LOGGED_IN,
   MRTC_CLIENT_ERROR_WRONG_THREAD, /* sync call from the client's thread */
   MRTC_CLIENT_ERROR_CANCELLED,
+  MRTC_CLIENT_ERROR_MAX_DELAY_EXCEEDED, /* M_MAX_DELAY_EXCEEDED (MSC4140):
+                                         * the message ends with
+                                         * "[max_delay N ms]" when the server
+                                         * says N */
 } MrtcClientError;
 
 /* The Matrix errcode of @error ("M_FORBIDDEN"), or NULL (newly allocated). */
@@ -48,11 +52,22 @@ gchar *mrtc_client_error_get_errcode (const GError *error);
 #define MRTC_TYPE_CLIENT (mrtc_client_get_type ())
 G_DECLARE_FINAL_TYPE (MrtcClient, mrtc_client, MRTC, CLIENT, GObject);
 
+/* Response bodies are read up to a limit (MrtcRequest.max_response_bytes),
+ * then parsed behind ext/json's pre-scan (nesting at most
+ * MRTC_JSON_MAX_DEPTH_ANY): a bigger or deeper body fails the call with
+ * MRTC_CLIENT_ERROR_BAD_RESPONSE. Error bodies are parsed only up to
+ * MRTC_CLIENT_MAX_RESPONSE_SMALL. */
+#define MRTC_CLIENT_MAX_RESPONSE_SMALL (64 * 1024)
+#define MRTC_CLIENT_MAX_RESPONSE_DEFAULT (4 * 1024 * 1024)
+#define MRTC_CLIENT_MAX_RESPONSE_LARGE (16 * 1024 * 1024) /* /sync, state */
+
 /**
  * MrtcRequest:
  *
  * One client-server API call. @path starts with "/_matrix/" (or is a full
- * URL); query values are escaped by the client.
+ * URL); query values are escaped by the client. @max_response_bytes
+ * defaults to MRTC_CLIENT_MAX_RESPONSE_DEFAULT (4 MiB); raise it for calls
+ * whose answers may be bigger.
  */
 typedef struct
 {
@@ -64,6 +79,7 @@ typedef struct
   gboolean secret_body;         /* never log the body (login) */
   guint max_rate_limit_retries; /* 429 retries (default 5) */
   guint timeout_ms;             /* 0: the client's default */
+  gsize max_response_bytes;     /* longest body read (0: the default) */
 } MrtcRequest;
 
 MrtcRequest *mrtc_request_new (const gchar *method, const gchar *path);
@@ -76,13 +92,18 @@ void mrtc_request_free (MrtcRequest *req);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MrtcRequest, mrtc_request_free);
 
 /* A client on @homeserver_url ("http://127.0.0.1:8008"); its own thread and
- * GMainContext run until the last reference goes. */
+ * GMainContext run until the last reference goes (a running sync loop does
+ * not keep the client alive: dropping the last reference stops it). */
 MrtcClient *mrtc_client_new (const gchar *homeserver_url);
 
 GMainContext *mrtc_client_get_context (MrtcClient *client);
 const gchar *mrtc_client_get_homeserver_url (MrtcClient *client);
+/* Borrowed: valid until the next login or whoami on this client (they
+ * replace the strings); use the dup forms when one may run concurrently. */
 const gchar *mrtc_client_get_user_id (MrtcClient *client);
 const gchar *mrtc_client_get_device_id (MrtcClient *client);
+gchar *mrtc_client_dup_user_id (MrtcClient *client);
+gchar *mrtc_client_dup_device_id (MrtcClient *client);
 gboolean mrtc_client_is_logged_in (MrtcClient *client);
 
 /* Runs @func on the client's thread (from any thread). */
@@ -159,6 +180,13 @@ JsonArray *mrtc_client_discover_transports (MrtcClient *client, GError **error);
  * after homeserver restarts. */
 void mrtc_client_start_sync (MrtcClient *client, guint timeout_ms);
 void mrtc_client_stop_sync (MrtcClient *client);
+/* Counted form for users sharing the client (MrtcSession uses it): the loop
+ * runs while it was started and not stopped, or while holds remain. On
+ * M_UNKNOWN_TOKEN the loop stops for everyone ("sync-error" says why). */
+void mrtc_client_hold_sync (MrtcClient *client, guint timeout_ms);
+void mrtc_client_release_sync (MrtcClient *client);
+/* Client thread only. */
+gboolean mrtc_client_is_syncing (MrtcClient *client);
 /* Number of successful sync responses so far. */
 guint mrtc_client_get_sync_count (MrtcClient *client);
 
@@ -166,6 +194,16 @@ guint mrtc_client_get_sync_count (MrtcClient *client);
  * JsonObjects, client thread only). */
 GPtrArray *mrtc_client_get_sticky_events (
     MrtcClient *client, const gchar *room_id);
+
+/* The same as new copies whose unsigned.msc4354_sticky_duration_ttl_ms is
+ * the time each has left, so that feeding them again does not extend their
+ * life (array of JsonObject, client thread only). */
+GPtrArray *mrtc_client_dup_sticky_events (
+    MrtcClient *client, const gchar *room_id);
+/* When the sticky event @event_id the client has seen expires (ms since the
+ * epoch), or -1 (client thread only). */
+gint64 mrtc_client_get_sticky_expiry (
+    MrtcClient *client, const gchar *event_id);
 
 /* Test hook: the client's clock (ms since the epoch). */
 void mrtc_client_set_clock (

@@ -11,6 +11,7 @@
  * our own contents and the LiveKit identities. No I/O. */
 
 #include "mrtcmember.h"
+#include "mrtcjson.h"
 
 #include <math.h>
 #include <string.h>
@@ -428,8 +429,11 @@ parse_legacy_content (MrtcMember *m, JsonObject *content, GError **error)
     foci = NULL;
   }
   if (has_member (content, "created_ts")
-      && !mrtc_json_get_int (content, "created_ts", &created_ts)) {
-    invalid (error, "legacy member: created_ts must be a number");
+      && (!mrtc_json_get_int (content, "created_ts", &created_ts)
+          || created_ts <= 0)) {
+    /* json-glib wraps integer literals beyond 64 bits to negative values;
+     * a creation time before 1970 is nothing a client writes. */
+    invalid (error, "legacy member: created_ts must be a positive number");
     return FALSE;
   }
   if (has_member (content, "expires")
@@ -465,8 +469,11 @@ parse_legacy_content (MrtcMember *m, JsonObject *content, GError **error)
   m->created_ts = created_ts;
   if (!has_member (content, "expires"))
     expires = MRTC_LEGACY_DEFAULT_EXPIRES_MS;
-  m->expires_ts
-      = (expires > G_MAXINT64 - created_ts) ? G_MAXINT64 : created_ts + expires;
+  /* Overflow-safe: created_ts may be anything origin_server_ts was. */
+  if (created_ts > 0 && expires > G_MAXINT64 - created_ts)
+    m->expires_ts = G_MAXINT64;
+  else
+    m->expires_ts = created_ts + expires;
   m->identity = mrtc_legacy_identity (m->sender, device_id);
   return TRUE;
 }
@@ -771,8 +778,7 @@ MrtcMember *
 mrtc_member_parse_json (
     const gchar *data, gssize length, const gchar *room_id, GError **error)
 {
-  g_autoptr (JsonParser) parser = NULL;
-  JsonNode *root;
+  g_autoptr (JsonNode) root = NULL;
 
   if (length < 0)
     length = strlen (data);
@@ -780,11 +786,11 @@ mrtc_member_parse_json (
     invalid (error, "event of %" G_GSSIZE_FORMAT " bytes is too big", length);
     return NULL;
   }
-  parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, data, length, error))
+  root = mrtc_json_parse (
+      data, length, MRTC_MAX_EVENT_SIZE, MRTC_JSON_MAX_DEPTH_ANY, error);
+  if (root == NULL)
     return NULL;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
+  if (!JSON_NODE_HOLDS_OBJECT (root)) {
     invalid (error, "event is not a JSON object");
     return NULL;
   }
@@ -840,6 +846,17 @@ mrtc_slot_parse (JsonObject *content, const gchar *slot_id)
       || g_strcmp0 (mrtc_json_get_string (application, "type"), app) != 0)
     return MRTC_SLOT_CLOSED;
   return MRTC_SLOT_OPEN;
+}
+
+MrtcSlotStatus
+mrtc_slot_parse_jssdk (JsonObject *content, const gchar *slot_id)
+{
+  /* matrix-js-sdk 43's isSlotClosed(): open only with status "open" and an
+   * application object of the slot's application. */
+  if (content == NULL
+      || g_strcmp0 (mrtc_json_get_string (content, "status"), "open") != 0)
+    return MRTC_SLOT_CLOSED;
+  return mrtc_slot_parse (content, slot_id);
 }
 
 /* Our own contents */

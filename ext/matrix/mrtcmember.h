@@ -29,7 +29,8 @@ G_BEGIN_DECLS
 /* Sticky events stay sticky for at most one hour (MSC4354). */
 #define MRTC_STICKY_MAX_DURATION_MS (3600 * G_GINT64_CONSTANT (1000))
 /* Events bigger than this are dropped without parsing (the homeserver caps
- * events at 64 KiB anyway). */
+ * events at 64 KiB anyway); mrtc_member_parse_json() also refuses nesting
+ * deeper than MRTC_JSON_MAX_DEPTH_ANY (ext/json) with MRTC_JSON_ERROR. */
 #define MRTC_MAX_EVENT_SIZE (64 * 1024)
 
 #define MRTC_MEMBER_ERROR (mrtc_member_error_quark ())
@@ -139,6 +140,12 @@ typedef enum
  * form (content with application = open, {} = closed). Anything not
  * matching the schema reads as closed. */
 MrtcSlotStatus mrtc_slot_parse (JsonObject *content, const gchar *slot_id);
+/* The same content as matrix-js-sdk 43 (isSlotClosed) reads it: open only
+ * with "status": "open" and the application object; the seed form
+ * (application without status) reads as CLOSED there, and js-sdk then hides
+ * every sticky member of the slot. */
+MrtcSlotStatus mrtc_slot_parse_jssdk (
+    JsonObject *content, const gchar *slot_id);
 
 /* Our own contents. */
 

@@ -19,6 +19,10 @@
 #include <string.h>
 
 #define NOTIFICATION_LIFETIME_MS 30000
+#define REFRESH_RETRY_MIN_MS 1000
+#define REFRESH_RETRY_MAX_MS 30000
+
+typedef struct _Op Op;
 
 struct _MrtcSession
 {
@@ -32,15 +36,27 @@ struct _MrtcSession
   /* client thread */
   MrtcCallState *state;
   gulong sync_handler;
+  gulong sync_error_handler;
+  gboolean holds_sync;
   gboolean started;
+  gboolean torn_down;
   GCancellable *cancel;
   GSource *expiry_timer;
   GSource *restart_timer;
   GSource *refresh_timer;
+  guint refresh_failures;
   gboolean restart_in_flight;
   gboolean joining;
   gboolean leaving;
   gboolean delayed_legacy_form;
+  /* Bumped by every join, rejoin, leave and stop: a completion whose
+   * generation is not the current one is stale and only cleans up after
+   * itself (cancels the delayed leave it created). */
+  guint gen;
+  Op *pending_leave;   /* a leave asked for while a join was in flight */
+  gint64 max_delay_ms; /* the homeserver's delayed-event limit, or 0 */
+  gchar *own_user;     /* our identity as of the join */
+  gchar *own_device;
   gchar *state_key;  /* legacy */
   gint64 created_ts; /* legacy: time of our first send */
   gint64 last_send_ts;
@@ -128,6 +144,27 @@ mrtc_session_init (MrtcSession *session)
   mrtc_session_config_init (&session->config);
 }
 
+static gboolean stop_cb (gpointer data);
+static Op *op_new (MrtcSession *session, gboolean blocking);
+static gboolean op_run (Op *op, GSourceFunc func, GError **error);
+
+/* Everything the client's thread may still call into (timers, signal
+ * handlers) goes away on that thread, before the last reference does: a
+ * session dropped on another thread must not race its own callbacks. */
+static void
+mrtc_session_dispose (GObject *object)
+{
+  MrtcSession *session = MRTC_SESSION (object);
+
+  if (!session->torn_down && session->client != NULL) {
+    if (g_main_context_is_owner (mrtc_client_get_context (session->client)))
+      stop_cb (op_new (session, FALSE));
+    else
+      op_run (op_new (session, TRUE), stop_cb, NULL);
+  }
+  G_OBJECT_CLASS (mrtc_session_parent_class)->dispose (object);
+}
+
 static void
 mrtc_session_finalize (GObject *object)
 {
@@ -135,16 +172,13 @@ mrtc_session_finalize (GObject *object)
 
   g_cancellable_cancel (session->cancel);
   g_object_unref (session->cancel);
-  destroy_source (&session->expiry_timer);
-  destroy_source (&session->restart_timer);
-  destroy_source (&session->refresh_timer);
-  if (session->sync_handler != 0)
-    g_signal_handler_disconnect (session->client, session->sync_handler);
   g_object_unref (session->client);
   mrtc_call_state_free (session->state);
   mrtc_session_config_clear (&session->config);
   g_free (session->room_id);
   g_free (session->slot_id);
+  g_free (session->own_user);
+  g_free (session->own_device);
   g_free (session->state_key);
   g_free (session->own_event_id);
   g_ptr_array_unref (session->members);
@@ -159,6 +193,7 @@ mrtc_session_class_init (MrtcSessionClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
 
+  gobject_class->dispose = mrtc_session_dispose;
   gobject_class->finalize = mrtc_session_finalize;
 
   /**
@@ -187,7 +222,10 @@ mrtc_session_class_init (MrtcSessionClass *klass)
       G_TYPE_NONE, 2, MRTC_TYPE_MEMBER, G_TYPE_STRING);
   /**
    * MrtcSession::left:
-   * @reason: why our own membership ended ("leave", "slot_closed", ...)
+   * @reason: why our own membership ended: the reason given to
+   *   mrtc_session_leave() ("leave" by default), "slot_closed", "kicked" /
+   *   "banned" (our room membership ended), "forbidden" (the homeserver
+   *   refuses our membership), "logged_out" (M_UNKNOWN_TOKEN)
    */
   signals[SIGNAL_LEFT] = g_signal_new ("left", G_TYPE_FROM_CLASS (klass),
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
@@ -265,7 +303,7 @@ mrtc_session_set_config (MrtcSession *session, const MrtcSessionConfig *config)
 /* Blocking operations: run @func on the client's thread, wait for
  * op_complete(). */
 
-typedef struct
+struct _Op
 {
   MrtcSession *session;
   GMutex lock;
@@ -276,8 +314,8 @@ typedef struct
   gchar *reason;
   gboolean open;
   JsonArray *room_state;
-  gint64 delay_ms;
-} Op;
+  guint gen; /* the membership generation it works for */
+};
 
 static Op *
 op_new (MrtcSession *session, gboolean blocking)
@@ -305,7 +343,8 @@ op_free (Op *op)
 }
 
 /* Takes @error. Blocking ops wake their caller (who frees); the others are
- * freed here. */
+ * freed here. Nothing may touch @op (or rely on the caller's reference to
+ * the session) afterwards. */
 static void
 op_complete (Op *op, GError *error)
 {
@@ -359,32 +398,139 @@ call (MrtcSession *session, MrtcRequest *req, GAsyncReadyCallback cb,
   mrtc_client_call_async (session->client, req, session->cancel, cb, data);
 }
 
+/* A completion of the membership machinery: the session and the generation
+ * it was started for. */
+typedef struct
+{
+  MrtcSession *session;
+  guint gen;
+} Pending;
+
+static Pending *
+pending_new (MrtcSession *session)
+{
+  Pending *p = g_new0 (Pending, 1);
+
+  p->session = g_object_ref (session);
+  p->gen = session->gen;
+  return p;
+}
+
+static void
+pending_free (Pending *p)
+{
+  g_object_unref (p->session);
+  g_free (p);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Pending, pending_free);
+
+static void
+on_ignore (GObject *source, GAsyncResult *result, gpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+
+  if (node == NULL
+      && !g_error_matches (
+          error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+    g_info ("%s failed: %s", (const gchar *)data, error->message);
+}
+
+/* Cancels a delayed leave we no longer want (not tied to session->cancel:
+ * it must go out even when the session stops). */
+static void
+cancel_delayed (MrtcSession *session, const gchar *delay_id)
+{
+  if (delay_id == NULL)
+    return;
+  mrtc_client_call_async (session->client,
+      mrtc_request_delayed_event (
+          delay_id, "cancel", session->delayed_legacy_form),
+      NULL, on_ignore, (gpointer) "cancelling a delayed leave");
+}
+
+/* The delay of our delayed leave, within the homeserver's limit. */
+static gint64
+delayed_leave_ms (MrtcSession *session)
+{
+  gint64 ms = session->config.delayed_leave_ms;
+
+  if (session->max_delay_ms > 0)
+    ms = MIN (ms, session->max_delay_ms);
+  return ms;
+}
+
+/* M_MAX_DELAY_EXCEEDED: learns the limit (the server's, else half of what
+ * we asked). Returns TRUE when a shorter delay is worth a try. */
+static gboolean
+learn_max_delay (MrtcSession *session, const GError *error)
+{
+  gint64 asked = delayed_leave_ms (session);
+  const gchar *p;
+  gint64 limit = asked / 2;
+
+  if (!g_error_matches (
+          error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_MAX_DELAY_EXCEEDED))
+    return FALSE;
+  p = strstr (error->message, "[max_delay ");
+  if (p != NULL)
+    limit = g_ascii_strtoll (p + strlen ("[max_delay "), NULL, 10);
+  if (limit <= 0 || limit >= asked)
+    return FALSE;
+  g_info ("room %s: the homeserver allows delayed events of at most "
+          "%" G_GINT64_FORMAT " ms; using that for our delayed leave",
+      session->room_id, limit);
+  session->max_delay_ms = limit;
+  return TRUE;
+}
+
 /* Member tracking */
 
 static void schedule_expiry (MrtcSession *session);
 static gboolean member_present (MrtcSession *session);
 static void rejoin (MrtcSession *session);
-static void on_cancelled_ignore (
-    GObject *source, GAsyncResult *result, gpointer data);
+static void leave_async (MrtcSession *session, const gchar *reason, Op *op);
+static void end_membership (MrtcSession *session, const gchar *reason);
 
 static gboolean
 is_own_member (MrtcSession *session, MrtcMember *m)
 {
-  return g_strcmp0 (m->user_id, mrtc_client_get_user_id (session->client)) == 0
-         && g_strcmp0 (
-                m->device_id, mrtc_client_get_device_id (session->client))
-                == 0;
+  return session->own_user != NULL
+         && g_strcmp0 (m->user_id, session->own_user) == 0
+         && g_strcmp0 (m->device_id, session->own_device) == 0;
 }
-static void leave_async (MrtcSession *session, const gchar *reason, Op *op);
+
+/* Whether the slot is closed for our membership: closed in our reading, or
+ * (sticky) hidden by js-sdk 43's reading. */
+static gboolean
+slot_closed_for_us (MrtcSession *session)
+{
+  if (mrtc_call_state_get_slot_status (session->state) == MRTC_SLOT_CLOSED)
+    return TRUE;
+  return session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY
+         && mrtc_call_state_get_slot_status_jssdk (session->state)
+                == MRTC_SLOT_CLOSED;
+}
 
 static void
 process_update (MrtcSession *session)
 {
-  g_autoptr (GPtrArray) changes = mrtc_call_state_update (session->state);
-  GPtrArray *members = mrtc_call_state_get_members (session->state);
-  MrtcSlotStatus slot = mrtc_call_state_get_slot_status (session->state);
+  g_autoptr (GPtrArray) changes = NULL;
+  GPtrArray *members;
+  MrtcSlotStatus slot;
   gboolean joined, lost_own = FALSE;
+  const gchar *membership;
   guint i;
+
+  if (session->torn_down)
+    return;
+  /* Handlers may drop their references: keep ours until the end. */
+  g_object_ref (session);
+  changes = mrtc_call_state_update (session->state);
+  members = mrtc_call_state_get_members (session->state);
+  slot = mrtc_call_state_get_slot_status (session->state);
 
   g_mutex_lock (&session->lock);
   g_ptr_array_set_size (session->members, 0);
@@ -392,7 +538,6 @@ process_update (MrtcSession *session)
     g_ptr_array_add (
         session->members, mrtc_member_ref (g_ptr_array_index (members, i)));
   session->slot_status = slot;
-  joined = session->joined;
   g_mutex_unlock (&session->lock);
 
   for (i = 0; i < changes->len; i++) {
@@ -418,20 +563,43 @@ process_update (MrtcSession *session)
         break;
     }
   }
+  if (session->torn_down)
+    goto out; /* a handler stopped us */
+
+  g_mutex_lock (&session->lock);
+  joined = session->joined;
+  g_mutex_unlock (&session->lock);
+
+  /* We are no longer in the room (kicked, banned): the call is over for
+   * us, whatever our membership event says. */
+  membership = session->own_user != NULL ? mrtc_call_state_get_membership (
+                   session->state, session->own_user)
+                                         : NULL;
+  if (joined && !session->leaving && membership != NULL
+      && strcmp (membership, "join") != 0) {
+    g_info (
+        "room %s: our room membership is now %s", session->room_id, membership);
+    end_membership (
+        session, strcmp (membership, "ban") == 0 ? "banned" : "kicked");
+    goto out;
+  }
 
   /* Our membership vanished while we mean to be in the call (our delayed
    * leave fired, e.g. after a network outage): join again. */
   if (lost_own && joined && !session->leaving && !session->joining
-      && slot != MRTC_SLOT_CLOSED && !member_present (session))
+      && !slot_closed_for_us (session) && !member_present (session))
     rejoin (session);
 
-  /* The slot closed under us: leave. */
-  if (joined && !session->leaving && slot == MRTC_SLOT_CLOSED) {
+  /* The slot closed under us: leave (after a join in flight). */
+  if (joined && !session->leaving && slot_closed_for_us (session)
+      && session->pending_leave == NULL) {
     g_info (
         "slot %s in %s closed: leaving", session->slot_id, session->room_id);
     leave_async (session, "slot_closed", op_new (session, FALSE));
   }
   schedule_expiry (session);
+out:
+  g_object_unref (session);
 }
 
 static gboolean
@@ -448,13 +616,15 @@ static void
 schedule_expiry (MrtcSession *session)
 {
   gint64 deadline = mrtc_call_state_next_deadline (session->state);
-  gint64 now = g_get_real_time () / 1000;
+  gint64 now = session_clock (NULL);
 
   destroy_source (&session->expiry_timer);
-  if (deadline == G_MAXINT64)
+  if (deadline == G_MAXINT64 || session->torn_down)
     return;
-  session->expiry_timer
-      = g_timeout_source_new (CLAMP (deadline - now + 1, 0, G_MAXUINT));
+  /* At least 10 ms: a deadline in the past is handled by the next update,
+   * never by a busy loop. */
+  session->expiry_timer = g_timeout_source_new (
+      (guint)CLAMP (deadline - now + 1, 10, (gint64)G_MAXUINT));
   g_source_set_callback (session->expiry_timer, expiry_cb, session, NULL);
   g_source_attach (
       session->expiry_timer, mrtc_client_get_context (session->client));
@@ -477,11 +647,17 @@ static void
 on_sync (MrtcClient *client, JsonObject *resp, gpointer data)
 {
   MrtcSession *session = data;
-  JsonObject *room, *sticky;
+  JsonObject *rooms, *room, *sticky;
 
+  rooms = mrtc_json_get_object (resp, "rooms");
   room = mrtc_json_get_object (
-      mrtc_json_get_object (mrtc_json_get_object (resp, "rooms"), "join"),
-      session->room_id);
+      mrtc_json_get_object (rooms, "join"), session->room_id);
+  if (room == NULL) {
+    /* We left the room or were removed from it: its last state (our
+     * m.room.member leave or ban) comes in rooms.leave. */
+    room = mrtc_json_get_object (
+        mrtc_json_get_object (rooms, "leave"), session->room_id);
+  }
   if (room == NULL) {
     /* expiry is handled by the timer */
     return;
@@ -495,6 +671,21 @@ on_sync (MrtcClient *client, JsonObject *resp, gpointer data)
     sticky = mrtc_json_get_object (room, "sticky");
   feed_array (session, mrtc_json_get_array (sticky, "events"));
   process_update (session);
+}
+
+static void
+on_sync_error (MrtcClient *client, GError *error, gpointer data)
+{
+  MrtcSession *session = data;
+
+  if (!g_error_matches (
+          error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNKNOWN_TOKEN))
+    return;
+  /* The sync loop stops: we can neither follow the room nor keep our
+   * membership alive. */
+  g_info ("room %s: logged out (%s)", session->room_id, error->message);
+  if (mrtc_session_is_joined (session) && !session->leaving)
+    end_membership (session, "logged_out");
 }
 
 typedef struct
@@ -515,11 +706,24 @@ static gboolean
 feed_cb (gpointer data)
 {
   FeedData *fd = data;
+  MrtcSession *session = fd->session;
+  gint64 expires;
 
-  if (fd->session->started) {
-    mrtc_call_state_handle_event (fd->session->state, fd->event);
-    process_update (fd->session);
+  if (!session->started || session->torn_down)
+    return G_SOURCE_REMOVE;
+  /* A sticky event the client saw (e.g. encrypted) keeps the expiry it had
+   * then, whatever TTL its copy carries. */
+  expires = mrtc_client_get_sticky_expiry (
+      session->client, mrtc_json_get_string (fd->event, "event_id"));
+  if (expires >= 0) {
+    g_autoptr (JsonObject) copy = mrtc_sticky_event_with_ttl (
+        fd->event, expires - session_clock (NULL));
+
+    mrtc_call_state_handle_event (session->state, copy);
+  } else {
+    mrtc_call_state_handle_event (session->state, fd->event);
   }
+  process_update (session);
   return G_SOURCE_REMOVE;
 }
 
@@ -550,14 +754,31 @@ start_cb (gpointer data)
     op_complete (op, NULL);
     return G_SOURCE_REMOVE;
   }
+  if (g_cancellable_is_cancelled (session->cancel)) {
+    /* started again after a stop */
+    g_object_unref (session->cancel);
+    session->cancel = g_cancellable_new ();
+  }
   session->started = TRUE;
+  session->torn_down = FALSE;
+  g_free (session->own_user);
+  g_free (session->own_device);
+  session->own_user = mrtc_client_dup_user_id (session->client);
+  session->own_device = mrtc_client_dup_device_id (session->client);
   feed_array (session, op->room_state);
-  sticky = mrtc_client_get_sticky_events (session->client, session->room_id);
+  /* Stored sticky events go in with the time they have left. */
+  sticky = mrtc_client_dup_sticky_events (session->client, session->room_id);
   for (i = 0; i < sticky->len; i++)
     mrtc_call_state_handle_event (
         session->state, g_ptr_array_index (sticky, i));
   session->sync_handler = g_signal_connect (
       session->client, "sync", G_CALLBACK (on_sync), session);
+  session->sync_error_handler = g_signal_connect (
+      session->client, "sync-error", G_CALLBACK (on_sync_error), session);
+  if (!session->holds_sync) {
+    mrtc_client_hold_sync (session->client, 10000);
+    session->holds_sync = TRUE;
+  }
   process_update (session);
   op_complete (op, NULL);
   return G_SOURCE_REMOVE;
@@ -581,16 +802,21 @@ mrtc_session_start (MrtcSession *session, GError **error)
   }
   op = op_new (session, TRUE);
   op->room_state = room_state;
-  mrtc_client_start_sync (session->client, 10000);
   return op_run (op, start_cb, error);
 }
 
+/* Client thread: nothing of the session runs on it afterwards. */
 static gboolean
 stop_cb (gpointer data)
 {
   Op *op = data;
   MrtcSession *session = op->session;
 
+  session->gen++;
+  session->started = FALSE;
+  session->torn_down = TRUE;
+  session->joining = FALSE;
+  session->restart_in_flight = FALSE;
   destroy_source (&session->expiry_timer);
   destroy_source (&session->restart_timer);
   destroy_source (&session->refresh_timer);
@@ -598,6 +824,16 @@ stop_cb (gpointer data)
     g_signal_handler_disconnect (session->client, session->sync_handler);
     session->sync_handler = 0;
   }
+  if (session->sync_error_handler != 0) {
+    g_signal_handler_disconnect (session->client, session->sync_error_handler);
+    session->sync_error_handler = 0;
+  }
+  if (session->holds_sync) {
+    mrtc_client_release_sync (session->client);
+    session->holds_sync = FALSE;
+  }
+  if (session->pending_leave != NULL)
+    op_complete (g_steal_pointer (&session->pending_leave), NULL);
   g_cancellable_cancel (session->cancel);
   op_complete (op, NULL);
   return G_SOURCE_REMOVE;
@@ -620,9 +856,8 @@ mrtc_session_stop (MrtcSession *session)
 static JsonObject *
 own_join_content (MrtcSession *session)
 {
-  MrtcClient *client = session->client;
-  const gchar *user = mrtc_client_get_user_id (client);
-  const gchar *device = mrtc_client_get_device_id (client);
+  const gchar *user = session->own_user;
+  const gchar *device = session->own_device;
 
   if (session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY)
     return mrtc_build_sticky_join (user, device, session->member_id,
@@ -672,10 +907,29 @@ set_delay_id (MrtcSession *session, const gchar *delay_id)
   g_mutex_unlock (&session->lock);
 }
 
-static gboolean member_present (MrtcSession *session);
+static void
+set_joined (MrtcSession *session, gboolean joined)
+{
+  g_mutex_lock (&session->lock);
+  session->joined = joined;
+  g_mutex_unlock (&session->lock);
+}
+
 static void send_join (MrtcSession *session, Op *op);
 
-/* Delayed leave scheduling (join, reschedule) */
+/* A leave asked for while a join was in flight goes now. */
+static void
+run_pending_leave (MrtcSession *session)
+{
+  Op *op = g_steal_pointer (&session->pending_leave);
+
+  if (op != NULL)
+    leave_async (session, NULL, op);
+}
+
+/* Delayed leave scheduling (join, rejoin) */
+
+static void schedule_delayed_leave (MrtcSession *session, Op *op);
 
 static void
 on_delayed_scheduled (GObject *source, GAsyncResult *result, gpointer data)
@@ -689,6 +943,14 @@ on_delayed_scheduled (GObject *source, GAsyncResult *result, gpointer data)
 
   if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
     delay_id = mrtc_json_get_string (json_node_get_object (node), "delay_id");
+  if (op->gen != session->gen) {
+    /* stopped meanwhile: drop what we scheduled */
+    cancel_delayed (session, delay_id);
+    op_complete (
+        op, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED,
+                "the session stopped while joining"));
+    return;
+  }
   if (delay_id != NULL) {
     set_delay_id (session, delay_id);
   } else if (error != NULL
@@ -696,6 +958,10 @@ on_delayed_scheduled (GObject *source, GAsyncResult *result, gpointer data)
                  error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED)) {
     session->joining = FALSE;
     op_complete (op, g_steal_pointer (&error));
+    run_pending_leave (session);
+    return;
+  } else if (learn_max_delay (session, error)) {
+    schedule_delayed_leave (session, op);
     return;
   } else {
     /* No leave guarantee, but we can still take part. */
@@ -713,20 +979,21 @@ schedule_delayed_leave (MrtcSession *session, Op *op)
 {
   g_autoptr (JsonObject) content = own_leave_content (session, NULL);
 
+  op->gen = session->gen;
   call (session,
-      own_membership_request (
-          session, content, session->config.delayed_leave_ms),
+      own_membership_request (session, content, delayed_leave_ms (session)),
       on_delayed_scheduled, op);
 }
 
 /* Timers while joined */
 
-static void start_timers (MrtcSession *session);
+static void schedule_refresh (MrtcSession *session, gint64 delay_ms);
 
 static void
 on_rescheduled (GObject *source, GAsyncResult *result, gpointer data)
 {
-  MrtcSession *session = data;
+  g_autoptr (Pending) p = data;
+  MrtcSession *session = p->session;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) node
       = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
@@ -736,11 +1003,17 @@ on_rescheduled (GObject *source, GAsyncResult *result, gpointer data)
   if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
     delay_id = mrtc_json_get_string (json_node_get_object (node), "delay_id");
   if (delay_id == NULL) {
-    if (error != NULL
+    if (error != NULL && !learn_max_delay (session, error)
         && !g_error_matches (
             error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
       g_info ("rescheduling the delayed leave failed: %s", error->message);
-    g_object_unref (session);
+    return;
+  }
+  /* A leave, a rejoin or a stop came first: this delayed leave belongs to
+   * nobody, and left alone it would fire later. */
+  if (p->gen != session->gen || !session->joined || session->leaving
+      || session->joining) {
+    cancel_delayed (session, delay_id);
     return;
   }
   set_delay_id (session, delay_id);
@@ -748,59 +1021,68 @@ on_rescheduled (GObject *source, GAsyncResult *result, gpointer data)
   session->reschedule_count++;
   g_mutex_unlock (&session->lock);
   /* If the old delayed leave fired, our membership is gone: send it again. */
-  if (session->joined && !session->leaving && !session->joining
-      && !member_present (session)) {
+  if (!member_present (session)) {
     g_info ("room %s: our membership is gone, joining again", session->room_id);
     send_join (session, op_new (session, FALSE));
   }
-  g_object_unref (session);
+}
+
+static void
+reschedule (MrtcSession *session)
+{
+  g_autoptr (JsonObject) content = own_leave_content (session, NULL);
+
+  session->restart_in_flight = TRUE;
+  call (session,
+      own_membership_request (session, content, delayed_leave_ms (session)),
+      on_rescheduled, pending_new (session));
 }
 
 static void
 on_restarted (GObject *source, GAsyncResult *result, gpointer data)
 {
-  MrtcSession *session = data;
+  g_autoptr (Pending) p = data;
+  MrtcSession *session = p->session;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) node
       = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  gboolean current = p->gen == session->gen && session->joined
+                     && !session->leaving && !session->joining;
 
+  session->restart_in_flight = FALSE;
   if (node != NULL) {
-    session->restart_in_flight = FALSE;
     g_mutex_lock (&session->lock);
     session->restart_count++;
     g_mutex_unlock (&session->lock);
-  } else if (g_error_matches (
+  } else if (current
+             && g_error_matches (
                  error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNRECOGNIZED)
              && !session->delayed_legacy_form) {
     g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
 
     session->delayed_legacy_form = TRUE;
     if (delay_id != NULL) {
+      session->restart_in_flight = TRUE;
       call (session, mrtc_request_delayed_event (delay_id, "restart", TRUE),
-          on_restarted, g_object_ref (session));
-    } else {
-      session->restart_in_flight = FALSE;
+          on_restarted, pending_new (session));
     }
-  } else if (g_error_matches (
-                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_FOUND)
-             && session->joined && !session->leaving) {
-    g_autoptr (JsonObject) content = own_leave_content (session, NULL);
-
+  } else if (current
+             && g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_FOUND)) {
     g_info ("room %s: delayed leave gone (%s), scheduling a new one",
         session->room_id, error->message);
     set_delay_id (session, NULL);
-    call (session,
-        own_membership_request (
-            session, content, session->config.delayed_leave_ms),
-        on_rescheduled, g_object_ref (session));
-  } else {
-    session->restart_in_flight = FALSE;
-    if (error != NULL
-        && !g_error_matches (
-            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
-      g_info ("restarting the delayed leave failed: %s", error->message);
+    reschedule (session);
+  } else if (current
+             && g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNKNOWN_TOKEN)) {
+    /* logged out: nothing keeps our membership alive any more */
+    end_membership (session, "logged_out");
+  } else if (error != NULL
+             && !g_error_matches (
+                 error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED)) {
+    g_info ("restarting the delayed leave failed: %s", error->message);
   }
-  g_object_unref (session);
 }
 
 static gboolean
@@ -814,38 +1096,80 @@ restart_cb (gpointer data)
       || session->restart_in_flight)
     return G_SOURCE_CONTINUE;
   delay_id = mrtc_session_dup_delay_id (session);
-  session->restart_in_flight = TRUE;
   if (delay_id == NULL) {
-    g_autoptr (JsonObject) content = own_leave_content (session, NULL);
-
-    call (session,
-        own_membership_request (
-            session, content, session->config.delayed_leave_ms),
-        on_rescheduled, g_object_ref (session));
+    reschedule (session);
     return G_SOURCE_CONTINUE;
   }
+  session->restart_in_flight = TRUE;
   req = mrtc_request_delayed_event (
       delay_id, "restart", session->delayed_legacy_form);
   req->timeout_ms = session->config.restart_timeout_ms;
   req->max_rate_limit_retries = 0;
-  call (session, req, on_restarted, g_object_ref (session));
+  call (session, req, on_restarted, pending_new (session));
   return G_SOURCE_CONTINUE;
+}
+
+/* How long a send of our membership keeps it valid. */
+static gint64
+membership_lifetime_ms (MrtcSession *session)
+{
+  return session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY
+             ? session->config.sticky_duration_ms
+             : session->config.legacy_expires_ms;
+}
+
+static gint64
+refresh_interval_ms (MrtcSession *session)
+{
+  /* 5 s before the membership runs out (sticky: 1 h; legacy: at least
+   * hourly, as js-sdk does). */
+  gint64 ms = session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY
+                  ? session->config.sticky_duration_ms
+                  : MIN (session->config.legacy_expires_ms, 3600000);
+
+  return MAX (ms - 5000, 1000);
 }
 
 static void
 on_refreshed (GObject *source, GAsyncResult *result, gpointer data)
 {
-  MrtcSession *session = data;
+  g_autoptr (Pending) p = data;
+  MrtcSession *session = p->session;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) node
       = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  gint64 now = session_clock (NULL), retry;
 
-  if (node != NULL)
-    session->last_send_ts = g_get_real_time () / 1000;
-  else if (!g_error_matches (
-               error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
-    g_info ("refreshing our membership failed: %s", error->message);
-  g_object_unref (session);
+  if (p->gen != session->gen || !session->joined || session->leaving)
+    return;
+  if (node != NULL) {
+    session->last_send_ts = now;
+    session->refresh_failures = 0;
+    schedule_refresh (session, refresh_interval_ms (session));
+    return;
+  }
+  if (g_error_matches (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
+    return;
+  if (g_error_matches (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_FORBIDDEN)) {
+    g_info ("room %s: refreshing our membership refused: %s", session->room_id,
+        error->message);
+    end_membership (session, "forbidden");
+    return;
+  }
+  /* Retry (as js-sdk does) until the membership would have run out. */
+  session->refresh_failures++;
+  retry = MIN (REFRESH_RETRY_MIN_MS << MIN (session->refresh_failures, 5),
+      REFRESH_RETRY_MAX_MS);
+  if (now + retry < session->last_send_ts + membership_lifetime_ms (session)) {
+    g_info (
+        "refreshing our membership failed (%s): retrying in %" G_GINT64_FORMAT
+        " ms",
+        error->message, retry);
+    schedule_refresh (session, retry);
+  } else {
+    g_info (
+        "refreshing our membership failed (%s): it expires", error->message);
+  }
 }
 
 static gboolean
@@ -854,36 +1178,66 @@ refresh_cb (gpointer data)
   MrtcSession *session = data;
   g_autoptr (JsonObject) content = NULL;
 
+  g_clear_pointer (&session->refresh_timer, g_source_unref);
   if (!session->joined || session->leaving)
-    return G_SOURCE_CONTINUE;
+    return G_SOURCE_REMOVE;
   content = own_join_content (session);
   call (session, own_membership_request (session, content, -1), on_refreshed,
-      g_object_ref (session));
-  return G_SOURCE_CONTINUE;
+      pending_new (session));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_refresh (MrtcSession *session, gint64 delay_ms)
+{
+  destroy_source (&session->refresh_timer);
+  if (session->torn_down)
+    return;
+  session->refresh_timer = g_timeout_source_new ((guint)MAX (delay_ms, 100));
+  g_source_set_callback (session->refresh_timer, refresh_cb, session, NULL);
+  g_source_attach (
+      session->refresh_timer, mrtc_client_get_context (session->client));
 }
 
 static void
 start_timers (MrtcSession *session)
 {
-  GMainContext *ctx = mrtc_client_get_context (session->client);
-  gint64 refresh_ms;
-
   destroy_source (&session->restart_timer);
-  destroy_source (&session->refresh_timer);
+  if (session->torn_down)
+    return;
   session->restart_timer = g_timeout_source_new (
       MAX (session->config.delayed_leave_restart_ms, 100));
   g_source_set_callback (session->restart_timer, restart_cb, session, NULL);
-  g_source_attach (session->restart_timer, ctx);
+  g_source_attach (
+      session->restart_timer, mrtc_client_get_context (session->client));
+  session->refresh_failures = 0;
+  schedule_refresh (session, refresh_interval_ms (session));
+}
 
-  /* Refresh 5 s before the membership runs out (sticky: 1 h; legacy: at
-   * least hourly, as js-sdk does). */
-  refresh_ms = session->joined_format == MRTC_MEMBERSHIP_FORMAT_STICKY
-                   ? session->config.sticky_duration_ms
-                   : MIN (session->config.legacy_expires_ms, 3600000);
-  refresh_ms = MAX (refresh_ms - 5000, 1000);
-  session->refresh_timer = g_timeout_source_new (refresh_ms);
-  g_source_set_callback (session->refresh_timer, refresh_cb, session, NULL);
-  g_source_attach (session->refresh_timer, ctx);
+/* Our membership ended without a leave of ours (kicked, logged out, the
+ * homeserver refuses it): stop the machinery and say so. */
+static void
+end_membership (MrtcSession *session, const gchar *reason)
+{
+  g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+
+  g_info ("room %s: our membership ended (%s)", session->room_id, reason);
+  session->gen++;
+  destroy_source (&session->restart_timer);
+  destroy_source (&session->refresh_timer);
+  /* Best effort: a delayed leave left behind would write later. */
+  if (g_strcmp0 (reason, "logged_out") != 0)
+    cancel_delayed (session, delay_id);
+  set_delay_id (session, NULL);
+  session->joining = FALSE;
+  session->leaving = FALSE;
+  set_joined (session, FALSE);
+  g_object_ref (session);
+  if (!session->torn_down)
+    g_signal_emit (session, signals[SIGNAL_LEFT], 0, reason);
+  if (session->pending_leave != NULL)
+    op_complete (g_steal_pointer (&session->pending_leave), NULL);
+  g_object_unref (session);
 }
 
 /* Join */
@@ -892,15 +1246,10 @@ static gboolean
 member_present (MrtcSession *session)
 {
   GPtrArray *members = mrtc_call_state_get_members (session->state);
-  const gchar *user = mrtc_client_get_user_id (session->client);
-  const gchar *device = mrtc_client_get_device_id (session->client);
   guint i;
 
   for (i = 0; i < members->len; i++) {
-    MrtcMember *m = g_ptr_array_index (members, i);
-
-    if (g_strcmp0 (m->user_id, user) == 0
-        && g_strcmp0 (m->device_id, device) == 0)
+    if (is_own_member (session, g_ptr_array_index (members, i)))
       return TRUE;
   }
   return FALSE;
@@ -940,7 +1289,19 @@ send_notification (MrtcSession *session)
       MRTC_EVENT_RTC_NOTIFICATION, content,
       sticky ? NOTIFICATION_LIFETIME_MS + 20000 : -1, -1);
   json_object_unref (content);
-  call (session, req, on_refreshed, g_object_ref (session));
+  call (session, req, on_ignore, (gpointer) "sending the call notification");
+}
+
+/* Errors after which sending our membership again cannot help. */
+static const gchar *
+fatal_reason (const GError *error)
+{
+  if (g_error_matches (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_FORBIDDEN))
+    return "forbidden";
+  if (g_error_matches (
+          error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_UNKNOWN_TOKEN))
+    return "logged_out";
+  return NULL;
 }
 
 static void
@@ -951,24 +1312,41 @@ on_joined (GObject *source, GAsyncResult *result, gpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) node
       = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
-  gboolean first;
+  gboolean first, was_joined;
 
+  if (op->gen != session->gen) {
+    /* stopped meanwhile: nothing to start */
+    op_complete (
+        op, g_error_new (MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED,
+                "the session stopped while joining"));
+    return;
+  }
   session->joining = FALSE;
+  g_mutex_lock (&session->lock);
+  was_joined = session->joined;
+  g_mutex_unlock (&session->lock);
   if (node == NULL) {
     g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+    const gchar *fatal = fatal_reason (error);
 
-    /* Drop the delayed leave we scheduled for nothing. */
-    if (delay_id != NULL
-        && !g_error_matches (
-            error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED))
-      call (session,
-          mrtc_request_delayed_event (
-              delay_id, "cancel", session->delayed_legacy_form),
-          on_refreshed, g_object_ref (session));
-    set_delay_id (session, NULL);
     g_prefix_error (
         &error, "sending our membership to %s failed: ", session->room_id);
+    if (was_joined && fatal != NULL) {
+      /* A rejoin or an update the homeserver refuses for good (kicked,
+       * banned, power levels, logged out). */
+      op_complete (op, g_steal_pointer (&error));
+      end_membership (session, fatal);
+      return;
+    }
+    /* Drop the delayed leave we scheduled for nothing; while joined, the
+     * restart timer schedules a new one and sends the membership again. */
+    if (!g_error_matches (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED)
+        && (!was_joined || !member_present (session))) {
+      cancel_delayed (session, delay_id);
+      set_delay_id (session, NULL);
+    }
     op_complete (op, g_steal_pointer (&error));
+    run_pending_leave (session);
     return;
   }
   g_free (session->own_event_id);
@@ -980,10 +1358,8 @@ on_joined (GObject *source, GAsyncResult *result, gpointer data)
   if (session->created_ts == 0)
     session->created_ts = session->last_send_ts;
 
-  first = !session->joined;
-  g_mutex_lock (&session->lock);
-  session->joined = TRUE;
-  g_mutex_unlock (&session->lock);
+  first = !was_joined;
+  set_joined (session, TRUE);
   if (first) {
     start_timers (session);
     if (session->config.notification_type != NULL
@@ -991,6 +1367,7 @@ on_joined (GObject *source, GAsyncResult *result, gpointer data)
       send_notification (session);
   }
   op_complete (op, NULL);
+  run_pending_leave (session);
 }
 
 static void
@@ -998,6 +1375,8 @@ send_join (MrtcSession *session, Op *op)
 {
   g_autoptr (JsonObject) content = own_join_content (session);
 
+  session->joining = TRUE;
+  op->gen = session->gen;
   call (session, own_membership_request (session, content, -1), on_joined, op);
 }
 
@@ -1010,11 +1389,8 @@ rejoin (MrtcSession *session)
   g_mutex_lock (&session->lock);
   session->rejoin_count++;
   g_mutex_unlock (&session->lock);
-  if (old != NULL)
-    mrtc_client_call_async (session->client,
-        mrtc_request_delayed_event (
-            old, "cancel", session->delayed_legacy_form),
-        NULL, on_cancelled_ignore, NULL);
+  session->gen++;
+  cancel_delayed (session, old);
   set_delay_id (session, NULL);
   session->joining = TRUE;
   /* a new leave guarantee first, then the membership */
@@ -1028,8 +1404,9 @@ join_cb (gpointer data)
   MrtcSession *session = op->session;
   MrtcClient *client = session->client;
   MrtcMembershipFormat format;
-  const gchar *user = mrtc_client_get_user_id (client);
-  const gchar *device = mrtc_client_get_device_id (client);
+  g_autofree gchar *user = mrtc_client_dup_user_id (client);
+  g_autofree gchar *device = mrtc_client_dup_device_id (client);
+  gboolean jssdk_closed;
 
   if (!session->started || user == NULL || device == NULL) {
     op_complete (op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_STATE,
@@ -1053,15 +1430,29 @@ join_cb (gpointer data)
   }
 
   /* auto: sticky where the homeserver has sticky events, except in
-   * encrypted rooms: there sticky members must be Megolm-encrypted, which
+   * encrypted rooms (there sticky members must be Megolm-encrypted, which
    * this session does not do, while legacy state events are never
-   * encrypted and every Element Call lists them. */
+   * encrypted and every Element Call lists them) and in slots js-sdk 43
+   * reads as closed (the seed form): it would hide our sticky member. */
+  jssdk_closed = mrtc_call_state_get_slot_status_jssdk (session->state)
+                 == MRTC_SLOT_CLOSED;
   format = session->config.format;
   if (format == MRTC_MEMBERSHIP_FORMAT_AUTO)
     format = mrtc_client_has_feature (client, "org.matrix.msc4354")
                      && !mrtc_call_state_is_encrypted (session->state)
+                     && !jssdk_closed
                  ? MRTC_MEMBERSHIP_FORMAT_STICKY
                  : MRTC_MEMBERSHIP_FORMAT_LEGACY;
+  if (format == MRTC_MEMBERSHIP_FORMAT_STICKY && jssdk_closed) {
+    op_complete (
+        op, g_error_new (MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_SLOT_CLOSED,
+                "cannot join slot %s of %s in the sticky format: its slot "
+                "event has no \"status\":\"open\", so Element Call "
+                "(matrix-js-sdk) reads the slot as closed and would not see "
+                "us (use the legacy or auto format)",
+                session->slot_id, session->room_id));
+    return G_SOURCE_REMOVE;
+  }
 
   if (format == MRTC_MEMBERSHIP_FORMAT_LEGACY
       && !mrtc_call_state_can_send_state (
@@ -1075,6 +1466,10 @@ join_cb (gpointer data)
     return G_SOURCE_REMOVE;
   }
 
+  g_free (session->own_user);
+  g_free (session->own_device);
+  session->own_user = g_strdup (user);
+  session->own_device = g_strdup (device);
   g_mutex_lock (&session->lock);
   session->joined_format = format;
   g_free (session->member_id);
@@ -1090,6 +1485,7 @@ join_cb (gpointer data)
   session->joining = TRUE;
   session->leaving = FALSE;
   session->delayed_legacy_form = FALSE;
+  session->gen++;
   g_info ("joining slot %s of %s as %s (%s)", session->slot_id,
       session->room_id, user,
       format == MRTC_MEMBERSHIP_FORMAT_STICKY ? "sticky" : "legacy");
@@ -1139,13 +1535,14 @@ finish_leave (Op *op, GError *error)
   MrtcSession *session = op->session;
   g_autofree gchar *reason = g_strdup (op->reason);
 
-  g_mutex_lock (&session->lock);
-  session->joined = FALSE;
-  g_mutex_unlock (&session->lock);
+  set_joined (session, FALSE);
   session->leaving = FALSE;
   set_delay_id (session, NULL);
+  /* "left" first: a caller woken by op_complete() may drop the session
+   * right away. The op holds a reference until then. */
+  if (!session->torn_down) /* no signals after mrtc_session_stop() */
+    g_signal_emit (session, signals[SIGNAL_LEFT], 0, reason);
   op_complete (op, error);
-  g_signal_emit (session, signals[SIGNAL_LEFT], 0, reason);
 }
 
 static void
@@ -1184,34 +1581,50 @@ on_delayed_fired (GObject *source, GAsyncResult *result, gpointer data)
     finish_leave (op, NULL);
     return;
   }
+  if (g_error_matches (error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_CANCELLED)) {
+    finish_leave (op, g_steal_pointer (&error));
+    return;
+  }
   g_info ("firing the delayed leave failed (%s): sending the leave",
       error->message);
   send_leave_content (op);
 }
 
-static void
-on_cancelled_ignore (GObject *source, GAsyncResult *result, gpointer data)
-{
-  g_autoptr (JsonNode) node
-      = mrtc_client_call_finish (MRTC_CLIENT (source), result, NULL);
-}
-
+/* @reason NULL keeps op->reason. */
 static void
 leave_async (MrtcSession *session, const gchar *reason, Op *op)
 {
-  g_autofree gchar *delay_id = mrtc_session_dup_delay_id (session);
+  g_autofree gchar *delay_id = NULL;
 
-  op->reason = g_strdup (reason != NULL ? reason : "leave");
+  if (reason != NULL) {
+    g_free (op->reason);
+    op->reason = g_strdup (reason);
+  }
+  if (op->reason == NULL)
+    op->reason = g_strdup ("leave");
+  if (session->joining && !session->torn_down) {
+    /* A join or rejoin is in flight: leave once it is done, so that its
+     * completion cannot undo the leave. */
+    if (session->pending_leave != NULL) {
+      op_complete (op, NULL);
+      return;
+    }
+    g_info ("room %s: leaving after the join in flight", session->room_id);
+    session->pending_leave = op;
+    return;
+  }
   if (!session->joined || session->leaving) {
     op_complete (op, NULL);
     return;
   }
   session->leaving = TRUE;
+  session->gen++;
   destroy_source (&session->restart_timer);
   destroy_source (&session->refresh_timer);
   g_info ("leaving slot %s of %s (%s)", session->slot_id, session->room_id,
       op->reason);
 
+  delay_id = mrtc_session_dup_delay_id (session);
   if (delay_id != NULL && strcmp (op->reason, "leave") == 0) {
     /* The prepared leave: fire it. */
     call (session,
@@ -1220,11 +1633,7 @@ leave_async (MrtcSession *session, const gchar *reason, Op *op)
         on_delayed_fired, op);
     return;
   }
-  if (delay_id != NULL)
-    mrtc_client_call_async (session->client,
-        mrtc_request_delayed_event (
-            delay_id, "cancel", session->delayed_legacy_form),
-        NULL, on_cancelled_ignore, NULL);
+  cancel_delayed (session, delay_id);
   send_leave_content (op);
 }
 
@@ -1233,7 +1642,7 @@ leave_cb (gpointer data)
 {
   Op *op = data;
 
-  leave_async (op->session, op->reason, op);
+  leave_async (op->session, NULL, op);
   return G_SOURCE_REMOVE;
 }
 
@@ -1281,7 +1690,7 @@ slot_cb (gpointer data)
 {
   Op *op = data;
   MrtcSession *session = op->session;
-  const gchar *user = mrtc_client_get_user_id (session->client);
+  g_autofree gchar *user = mrtc_client_dup_user_id (session->client);
   g_autoptr (JsonObject) content = NULL;
 
   if (!mrtc_call_state_can_send_state (

@@ -29,14 +29,19 @@ typedef enum
 /**
  * MrtcMembershipFormat:
  * @MRTC_MEMBERSHIP_FORMAT_AUTO: sticky when the homeserver advertises
- *   org.matrix.msc4354 and the room is not encrypted (sticky members must
- *   be Megolm-encrypted there, which the session does not do), else legacy.
+ *   org.matrix.msc4354, the room is not encrypted (sticky members must
+ *   be Megolm-encrypted there, which the session does not do) and
+ *   matrix-js-sdk 43 does not read the slot as closed (a slot event in the
+ *   seed form, without "status":"open", hides sticky members there), else
+ *   legacy.
  * @MRTC_MEMBERSHIP_FORMAT_LEGACY: the org.matrix.msc3401.call.member state
  *   event Element Call writes in its default "compatibility" mode; every
  *   Element Call (and js-sdk) version lists us.
  * @MRTC_MEMBERSHIP_FORMAT_STICKY: the sticky org.matrix.msc4143.rtc.member
  *   event of Element Call's "matrix_2_0" mode (js-sdk 43 shape); Element
- *   Call 0.26+ lists us; older clients do not.
+ *   Call 0.26+ lists us; older clients do not. The join fails with
+ *   MRTC_SESSION_ERROR_SLOT_CLOSED where js-sdk 43 reads the slot as closed
+ *   (seed form), since nobody would see us.
  */
 typedef enum
 {
@@ -67,11 +72,16 @@ typedef struct
 } MrtcSessionConfig;
 
 /* A session observing @slot_id (NULL: m.call#ROOM) of @room_id (joined
- * already) through @client, whose sync loop it starts if needed. Signals are
- * emitted on the client's thread:
+ * already) through @client. Signals are emitted on the client's thread:
  *   member-joined (MrtcMember*), member-updated (MrtcMember*),
  *   member-left (MrtcMember*, const gchar *reason),
- *   left (const gchar *reason): our own membership ended (slot_closed, ...). */
+ *   left (const gchar *reason): our own membership ended: the reason given
+ *     to mrtc_session_leave() ("leave"), "slot_closed", "kicked", "banned",
+ *     "forbidden" (the homeserver refuses our membership for good) or
+ *     "logged_out" (M_UNKNOWN_TOKEN: the client's sync loop stops too).
+ * No signal is emitted once mrtc_session_stop() returned. Dropping the last
+ * reference on another thread stops the session on the client's thread and
+ * waits for it (do not hold a lock there that a signal handler takes). */
 MrtcSession *mrtc_session_new (
     MrtcClient *client, const gchar *room_id, const gchar *slot_id);
 
@@ -84,25 +94,34 @@ void mrtc_session_config_clear (MrtcSessionConfig *config);
 
 /* Blocking calls (from any thread but the client's). */
 
-/* Loads the room state and the sticky events, starts following /sync. */
+/* Loads the room state and the sticky events, follows /sync: the session
+ * holds the client's sync loop (mrtc_client_hold_sync()) until it stops, so
+ * the loop ends with the last session unless mrtc_client_start_sync() was
+ * called. */
 gboolean mrtc_session_start (MrtcSession *session, GError **error);
 /* Schedules the delayed leave, then sends our membership. */
 gboolean mrtc_session_join (MrtcSession *session, GError **error);
 /* Sends our membership again with the current config (e.g. a new
  * transport); members see member-updated. */
 gboolean mrtc_session_update (MrtcSession *session, GError **error);
-/* Sends our leave (fires the delayed leave for the default reason). */
+/* Sends our leave (fires the delayed leave for the default reason). Asked
+ * while a join or rejoin is in flight, the leave goes once that is done
+ * (the join then reports its own result). */
 gboolean mrtc_session_leave (
     MrtcSession *session, const gchar *reason, GError **error);
 /* Opens or closes the slot (needs the power level for the slot event). */
 gboolean mrtc_session_set_slot_open (
     MrtcSession *session, gboolean open, GError **error);
-/* Stops following the room (after leave); the session can be dropped. */
+/* Stops following the room (after leave) and releases the client's sync
+ * loop; the session can be dropped. In-flight calls are cancelled; a leave
+ * in flight completes without the "left" signal. */
 void mrtc_session_stop (MrtcSession *session);
 
 /* Feeds one event the session cannot see in clear in /sync (e.g. a sticky
  * member event after Megolm decryption, keeping its cleartext
- * msc4354_sticky, sender, event_id and origin_server_ts). Any thread. */
+ * msc4354_sticky, sender, event_id and origin_server_ts). Any thread. A
+ * sticky event the client saw in /sync (by event id) keeps the expiry it
+ * had then, whatever TTL the copy carries. */
 void mrtc_session_feed_event (MrtcSession *session, JsonObject *event);
 
 /* Thread-safe snapshots. */

@@ -21,6 +21,10 @@ struct _MrtcStickyMap
   MrtcClockFunc clock;
   gpointer clock_data;
   GHashTable *entries; /* composite key -> MrtcStickyEntry */
+  /* (room, type, sender) -> set of the composite keys of its entries: bounds
+   * the keys one sender can hold (MRTC_STICKY_MAX_KEYS_PER_SENDER). */
+  GHashTable *by_sender;
+  guint evicted;
 };
 
 gint64
@@ -53,6 +57,8 @@ mrtc_sticky_map_new (MrtcClockFunc clock, gpointer user_data)
   map->clock_data = user_data;
   map->entries = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)mrtc_sticky_entry_free);
+  map->by_sender = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
   return map;
 }
 
@@ -62,6 +68,7 @@ mrtc_sticky_map_free (MrtcStickyMap *map)
   if (map == NULL)
     return;
   g_hash_table_unref (map->entries);
+  g_hash_table_unref (map->by_sender);
   g_free (map);
 }
 
@@ -78,6 +85,85 @@ composite_key (const gchar *room_id, const gchar *type, const gchar *sender,
 {
   return g_strdup_printf ("%zu:%s%zu:%s%zu:%s%zu:%s", strlen (room_id), room_id,
       strlen (type), type, strlen (sender), sender, strlen (key), key);
+}
+
+static gchar *
+sender_key (const MrtcStickyEntry *e)
+{
+  return composite_key (e->room_id, e->type, e->sender, "");
+}
+
+static void
+index_add (MrtcStickyMap *map, const MrtcStickyEntry *e, const gchar *ckey)
+{
+  g_autofree gchar *skey = sender_key (e);
+  GHashTable *set = g_hash_table_lookup (map->by_sender, skey);
+
+  if (set == NULL) {
+    set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert (map->by_sender, g_steal_pointer (&skey), set);
+  }
+  g_hash_table_add (set, g_strdup (ckey));
+}
+
+static void
+index_remove (MrtcStickyMap *map, const MrtcStickyEntry *e, const gchar *ckey)
+{
+  g_autofree gchar *skey = sender_key (e);
+  GHashTable *set = g_hash_table_lookup (map->by_sender, skey);
+
+  if (set == NULL)
+    return;
+  g_hash_table_remove (set, ckey);
+  if (g_hash_table_size (set) == 0)
+    g_hash_table_remove (map->by_sender, skey);
+}
+
+/* When the sender of @e holds more keys than allowed, drops its oldest
+ * entry (origin_server_ts, then event id): the newest memberships are the
+ * ones that count, and a sender flooding keys only loses its own. */
+static void
+enforce_sender_limit (MrtcStickyMap *map, const MrtcStickyEntry *e)
+{
+  g_autofree gchar *skey = sender_key (e);
+  GHashTable *set = g_hash_table_lookup (map->by_sender, skey);
+  GHashTableIter iter;
+  gpointer k;
+  const gchar *oldest_key = NULL;
+  const MrtcStickyEntry *oldest = NULL;
+
+  if (set == NULL || g_hash_table_size (set) <= MRTC_STICKY_MAX_KEYS_PER_SENDER)
+    return;
+  g_hash_table_iter_init (&iter, set);
+  while (g_hash_table_iter_next (&iter, &k, NULL)) {
+    const MrtcStickyEntry *c = g_hash_table_lookup (map->entries, k);
+
+    if (c == NULL)
+      continue;
+    if (oldest == NULL || c->origin_server_ts < oldest->origin_server_ts
+        || (c->origin_server_ts == oldest->origin_server_ts
+            && strcmp (c->event_id, oldest->event_id) < 0)) {
+      oldest = c;
+      oldest_key = k;
+    }
+  }
+  if (oldest != NULL) {
+    g_autofree gchar *victim = g_strdup (oldest_key);
+
+    map->evicted++;
+    g_info ("sticky map: %s holds more than %d keys, dropping %s (%u dropped "
+            "so far)",
+        oldest->sender, MRTC_STICKY_MAX_KEYS_PER_SENDER, oldest->event_id,
+        map->evicted);
+    g_hash_table_remove (set, victim);
+    g_hash_table_remove (map->entries, victim);
+  }
+}
+
+guint
+mrtc_sticky_map_get_evicted (MrtcStickyMap *map)
+{
+  return map->evicted;
 }
 
 const gchar *
@@ -165,7 +251,11 @@ mrtc_sticky_map_add (
   entry->origin_server_ts = ts;
   entry->expires_at = expires;
   entry->event = json_object_ref (event);
+  if (current == NULL)
+    index_add (map, entry, ckey);
   g_hash_table_replace (map->entries, g_steal_pointer (&ckey), entry);
+  if (current == NULL)
+    enforce_sender_limit (map, entry);
   return current != NULL ? MRTC_STICKY_REPLACED : MRTC_STICKY_ADDED;
 }
 
@@ -192,6 +282,7 @@ mrtc_sticky_map_expire (MrtcStickyMap *map)
     MrtcStickyEntry *entry = v;
 
     if (entry->expires_at <= now) {
+      index_remove (map, entry, k);
       g_hash_table_iter_steal (&iter);
       g_free (k);
       g_ptr_array_add (removed, entry);
@@ -219,14 +310,63 @@ mrtc_sticky_map_remove_event (MrtcStickyMap *map, const gchar *event_id)
   GHashTableIter iter;
   gpointer v;
 
+  gpointer k;
+
   g_hash_table_iter_init (&iter, map->entries);
-  while (g_hash_table_iter_next (&iter, NULL, &v)) {
+  while (g_hash_table_iter_next (&iter, &k, &v)) {
     if (g_strcmp0 (((MrtcStickyEntry *)v)->event_id, event_id) == 0) {
+      index_remove (map, v, k);
       g_hash_table_iter_remove (&iter);
       return TRUE;
     }
   }
   return FALSE;
+}
+
+const MrtcStickyEntry *
+mrtc_sticky_map_find_event (MrtcStickyMap *map, const gchar *event_id)
+{
+  GHashTableIter iter;
+  gpointer v;
+
+  if (event_id == NULL)
+    return NULL;
+  g_hash_table_iter_init (&iter, map->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &v)) {
+    if (g_strcmp0 (((MrtcStickyEntry *)v)->event_id, event_id) == 0)
+      return v;
+  }
+  return NULL;
+}
+
+JsonObject *
+mrtc_sticky_event_with_ttl (JsonObject *event, gint64 ttl_ms)
+{
+  JsonObject *copy = json_object_new ();
+  JsonObject *unsigned_ = json_object_new ();
+  JsonObject *old_unsigned = mrtc_json_get_object (event, "unsigned");
+  g_autoptr (GList) names = json_object_get_members (event);
+  GList *l;
+
+  for (l = names; l != NULL; l = l->next) {
+    if (strcmp (l->data, "unsigned") != 0)
+      json_object_set_member (copy, l->data,
+          json_node_ref (json_object_get_member (event, l->data)));
+  }
+  if (old_unsigned != NULL) {
+    g_autoptr (GList) unames = json_object_get_members (old_unsigned);
+
+    for (l = unames; l != NULL; l = l->next) {
+      if (strcmp (l->data, "msc4354_sticky_duration_ttl_ms") != 0
+          && strcmp (l->data, "sticky_duration_ttl_ms") != 0)
+        json_object_set_member (unsigned_, l->data,
+            json_node_ref (json_object_get_member (old_unsigned, l->data)));
+    }
+  }
+  json_object_set_int_member (
+      unsigned_, "msc4354_sticky_duration_ttl_ms", MAX (ttl_ms, 0));
+  json_object_set_object_member (copy, "unsigned", unsigned_);
+  return copy;
 }
 
 GPtrArray *

@@ -66,8 +66,13 @@ gint64 mrtc_sticky_event_expiry (JsonObject *event, gint64 now);
 /* The sticky key of a content (msc4354_sticky_key, else sticky_key). */
 const gchar *mrtc_sticky_content_key (JsonObject *content);
 
+/* Most sticky keys one sender holds per (room, type): beyond, its oldest
+ * entry is dropped (logged and counted, mrtc_sticky_map_get_evicted()). */
+#define MRTC_STICKY_MAX_KEYS_PER_SENDER 16
+
 /* Files a sticky event: newest origin_server_ts wins, ties go to the
- * lexicographically highest event id; expired events are ignored. */
+ * lexicographically highest event id; expired events are ignored. A new key
+ * beyond MRTC_STICKY_MAX_KEYS_PER_SENDER evicts the sender's oldest entry. */
 MrtcStickyResult mrtc_sticky_map_add (
     MrtcStickyMap *map, const gchar *room_id, JsonObject *event);
 
@@ -85,6 +90,18 @@ gint64 mrtc_sticky_map_next_expiry (MrtcStickyMap *map);
 /* Removes the entry whose winner is @event_id (redaction). */
 gboolean mrtc_sticky_map_remove_event (
     MrtcStickyMap *map, const gchar *event_id);
+
+/* The entry whose winner is @event_id, or NULL. */
+const MrtcStickyEntry *mrtc_sticky_map_find_event (
+    MrtcStickyMap *map, const gchar *event_id);
+
+/* Entries dropped so far by the per-sender limit. */
+guint mrtc_sticky_map_get_evicted (MrtcStickyMap *map);
+
+/* A copy of the sticky client event @event whose
+ * unsigned.msc4354_sticky_duration_ttl_ms is @ttl_ms (the time it has left):
+ * feeding a stored event again must not extend its life. */
+JsonObject *mrtc_sticky_event_with_ttl (JsonObject *event, gint64 ttl_ms);
 
 /* All current entries (borrowed pointers, valid until the map changes). */
 GPtrArray *mrtc_sticky_map_entries (MrtcStickyMap *map);

@@ -18,6 +18,7 @@
 #endif
 
 #include "mrtcolmutil.h"
+#include "mrtcjson.h"
 
 #include <string.h>
 #include <math.h>
@@ -405,6 +406,22 @@ mrtc_olm_json_object_to_string (JsonObject *object)
   return text;
 }
 
+G_STATIC_ASSERT (MRTC_OLM_JSON_MAX_DEPTH == MRTC_JSON_MAX_DEPTH_PAYLOAD);
+G_STATIC_ASSERT (MRTC_OLM_JSON_MAX_DEPTH_ANY == MRTC_JSON_MAX_DEPTH_ANY);
+
+/* The pre-scan and the parse live in ext/json (shared with the Matrix
+ * client); these keep the Olm names and error domain. */
+static gboolean
+to_olm_error (GError **error, GError *local)
+{
+  if (local != NULL) {
+    g_set_error_literal (
+        error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID, local->message);
+    g_error_free (local);
+  }
+  return FALSE;
+}
+
 /**
  * mrtc_olm_json_check_text:
  * @text: JSON text (need not be NUL-terminated if @len is given)
@@ -412,12 +429,7 @@ mrtc_olm_json_object_to_string (JsonObject *object)
  * @max_depth: the deepest nesting of arrays and objects accepted
  * @error: return location for an error
  *
- * A linear pre-scan of untrusted JSON before json-glib parses it
- * (json-glib's parser recurses without limit, so deep nesting exhausts the
- * stack). Refuses nesting deeper than @max_depth, what json-glib accepts
- * beyond strict JSON (single-quoted strings, comments: they would hide
- * brackets from this scan) and NUL characters, raw or escaped as `\u0000`
- * (json-glib would silently cut the string there).
+ * mrtc_json_check_text() with errors in %MRTC_OLM_ERROR.
  *
  * Returns: %TRUE if @text may be given to json-glib.
  */
@@ -425,90 +437,24 @@ gboolean
 mrtc_olm_json_check_text (
     const gchar *text, gssize len, guint max_depth, GError **error)
 {
-  gsize n = len < 0 ? strlen (text) : (gsize)len;
-  gsize i;
-  guint depth = 0;
-  gboolean in_string = FALSE;
+  GError *local = NULL;
 
-  for (i = 0; i < n; i++) {
-    gchar c = text[i];
-
-    if (c == '\0') {
-      g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
-          "NUL character in JSON");
-      return FALSE;
-    }
-    if (in_string) {
-      if (c == '"') {
-        in_string = FALSE;
-      } else if (c == '\\' && i + 1 < n) {
-        i++;
-        if (text[i] == 'u' && i + 4 < n
-            && strncmp (text + i + 1, "0000", 4) == 0) {
-          g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
-              "NUL character (\\u0000) in a JSON string");
-          return FALSE;
-        }
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = TRUE;
-        break;
-      case '[':
-      case '{':
-        if (++depth > max_depth) {
-          g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
-              "JSON nested deeper than %u levels", max_depth);
-          return FALSE;
-        }
-        break;
-      case ']':
-      case '}':
-        if (depth > 0)
-          depth--;
-        break;
-      case '\'':
-      case '/':
-        g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
-            "not strict JSON (single quotes or comments)");
-        return FALSE;
-      default:
-        break;
-    }
-  }
-  return TRUE;
+  if (mrtc_json_check_text (text, len, max_depth, &local))
+    return TRUE;
+  return to_olm_error (error, local);
 }
 
 static JsonObject *
 object_from_string (
     const gchar *text, gssize len, guint max_depth, GError **error)
 {
-  g_autoptr (JsonParser) parser = NULL;
   GError *local = NULL;
-  JsonNode *root;
+  JsonObject *object
+      = mrtc_json_object_from_string (text, len, 0, max_depth, &local);
 
-  if (text == NULL) {
-    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID, "no JSON");
-    return NULL;
-  }
-  if (!mrtc_olm_json_check_text (text, len, max_depth, error))
-    return NULL;
-  parser = json_parser_new_immutable ();
-  if (!json_parser_load_from_data (parser, text, len, &local)) {
-    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
-        "invalid JSON: %s", local->message);
-    g_error_free (local);
-    return NULL;
-  }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (
-        error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID, "JSON is not an object");
-    return NULL;
-  }
-  return json_object_ref (json_node_get_object (root));
+  if (object == NULL)
+    to_olm_error (error, local);
+  return object;
 }
 
 /**

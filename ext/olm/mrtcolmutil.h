@@ -24,11 +24,11 @@ G_BEGIN_DECLS
 
 /* Deepest nesting of arrays and objects accepted in decrypted payloads
  * (mrtc_olm_json_payload_from_string()). */
-#define MRTC_OLM_JSON_MAX_DEPTH 64
+#define MRTC_OLM_JSON_MAX_DEPTH 64 /* = MRTC_JSON_MAX_DEPTH_PAYLOAD */
 /* Deepest nesting accepted by mrtc_olm_json_object_from_string(): above
  * what a homeserver passes on (Synapse's JSON decoder stops near 1000
  * levels), far below what exhausts a thread's stack in json-glib. */
-#define MRTC_OLM_JSON_MAX_DEPTH_ANY 2048
+#define MRTC_OLM_JSON_MAX_DEPTH_ANY 2048 /* = MRTC_JSON_MAX_DEPTH_ANY */
 /* Longest decrypted Olm or Megolm payload accepted (a Matrix event is at
  * most 64 KiB). */
 #define MRTC_OLM_MAX_PAYLOAD_LEN 65536

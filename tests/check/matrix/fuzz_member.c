@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "mrtcjson.h"
 #include "mrtcmember.h"
 #include "mrtccallstate.h"
 
@@ -37,7 +38,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (MrtcMember) member = NULL;
-  g_autoptr (JsonParser) parser = NULL;
+  g_autoptr (JsonNode) root = NULL;
   static gboolean init;
 
   if (!init) {
@@ -55,10 +56,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (size > MRTC_MAX_EVENT_SIZE)
     return 0;
-  parser = json_parser_new_immutable ();
-  if (json_parser_load_from_data (parser, (const gchar *)data, size, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
-    JsonObject *event = json_node_get_object (json_parser_get_root (parser));
+  /* as the client parses what it receives (ext/json's pre-scan) */
+  root = mrtc_json_parse ((const gchar *)data, size, MRTC_MAX_EVENT_SIZE,
+      MRTC_JSON_MAX_DEPTH_ANY, NULL);
+  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root)) {
+    JsonObject *event = json_node_get_object (root);
     g_autoptr (MrtcCallState) state
         = mrtc_call_state_new ("!fuzz:example.org", NULL, fuzz_clock, NULL);
     g_autoptr (GPtrArray) changes = NULL;
@@ -66,6 +68,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     const gchar *sender = mrtc_json_get_string (event, "sender");
 
     (void)mrtc_slot_parse (content, "m.call#ROOM");
+    (void)mrtc_slot_parse_jssdk (content, "m.call#ROOM");
     if (sender != NULL) {
       g_autoptr (JsonObject) member_ev = json_object_new ();
       JsonObject *member_content = json_object_new ();
@@ -83,7 +86,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     mrtc_call_state_handle_event (state, event);
     fuzz_now += 5 * 3600 * 1000;
     changes = mrtc_call_state_update (state);
+    (void)mrtc_call_state_next_deadline (state);
     fuzz_now -= 5 * 3600 * 1000;
+    {
+      /* a sticky event fed again with the time it has left */
+      g_autoptr (JsonObject) again = mrtc_sticky_event_with_ttl (event, 1000);
+
+      mrtc_call_state_handle_event (state, again);
+    }
   }
   return 0;
 }

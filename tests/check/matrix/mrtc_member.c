@@ -21,6 +21,7 @@
 #include "mrtcmember.h"
 #include "mrtcstickymap.h"
 #include "mrtccallstate.h"
+#include "mrtcjson.h"
 
 #define ROOM "!room:example.org"
 #define ALICE "@alice:example.org"
@@ -1061,6 +1062,15 @@ GST_START_TEST (test_call_state_expiry)
   changes = update (state, 1);
   fail_unless_equals_string (CHANGE (changes, 0)->member->user_id, ALICE);
   fail_unless_equals_string (CHANGE (changes, 0)->reason, "expired");
+  g_ptr_array_unref (g_steal_pointer (&changes));
+
+  /* Nothing left to expire: no deadline. The expired legacy entry stays in
+   * the state (its key has not changed) but must not ask for an update
+   * right away, again and again (the review's finding 1: 100% CPU). */
+  fail_unless_equals_int64 (mrtc_call_state_next_deadline (state), G_MAXINT64);
+  changes = update (state, 0);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+  fail_unless_equals_int64 (mrtc_call_state_next_deadline (state), G_MAXINT64);
 }
 
 GST_END_TEST;
@@ -1103,14 +1113,50 @@ GST_START_TEST (test_call_state_slot)
   fail_unless_equals_int (
       mrtc_call_state_get_slot_status (state), MRTC_SLOT_CLOSED);
 
-  /* re-opening (stable type, seed form) brings Bob back */
+  /* the stable event does not override the unstable one (js-sdk 43 reads
+   * only the unstable one) */
   feed (state, "{\"type\":\"m.rtc.slot\",\"state_key\":\"m.call#ROOM\","
-               "\"sender\":\"@alice:example.org\",\"content\":{\"application\":"
+               "\"sender\":\"@alice:example.org\",\"content\":{\"status\":"
+               "\"open\",\"application\":{\"type\":\"m.call\"}}}");
+  fail_unless_equals_int (
+      mrtc_call_state_get_slot_status (state), MRTC_SLOT_CLOSED);
+  changes = update (state, 0);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+
+  /* the seed form (application without status): open for our join, closed
+   * for js-sdk 43, which hides the sticky members */
+  feed (state, "{\"type\":\"org.matrix.msc4143.rtc.slot\",\"state_key\":"
+               "\"m.call#ROOM\",\"event_id\":\"$seed\",\"sender\":"
+               "\"@alice:example.org\",\"content\":{\"application\":"
                "{\"type\":\"m.call\"}}}");
   fail_unless_equals_int (
       mrtc_call_state_get_slot_status (state), MRTC_SLOT_OPEN);
+  fail_unless_equals_int (
+      mrtc_call_state_get_slot_status_jssdk (state), MRTC_SLOT_CLOSED);
+  changes = update (state, 0);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+
+  /* re-opening (unstable type, MSC form) brings Bob back */
+  feed (state, "{\"type\":\"org.matrix.msc4143.rtc.slot\",\"state_key\":"
+               "\"m.call#ROOM\",\"event_id\":\"$open\",\"sender\":"
+               "\"@alice:example.org\",\"content\":{\"status\":\"open\","
+               "\"application\":{\"type\":\"m.call\"}}}");
+  fail_unless_equals_int (
+      mrtc_call_state_get_slot_status (state), MRTC_SLOT_OPEN);
+  fail_unless_equals_int (
+      mrtc_call_state_get_slot_status_jssdk (state), MRTC_SLOT_OPEN);
   changes = update (state, 1);
   fail_unless_equals_int (CHANGE (changes, 0)->kind, MRTC_MEMBER_CHANGE_JOINED);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+
+  /* redacting the slot event empties it: closed (finding 11) */
+  feed (state, "{\"type\":\"m.room.redaction\",\"redacts\":\"$open\","
+               "\"sender\":\"@alice:example.org\",\"event_id\":\"$r1\","
+               "\"content\":{}}");
+  fail_unless_equals_int (
+      mrtc_call_state_get_slot_status (state), MRTC_SLOT_CLOSED);
+  changes = update (state, 1);
+  fail_unless_equals_string (CHANGE (changes, 0)->reason, "slot_closed");
 }
 
 GST_END_TEST;
@@ -1153,6 +1199,224 @@ GST_START_TEST (test_call_state_room_state)
 
 GST_END_TEST;
 
+/* The review's fuzz crash (finding 3): created_ts beyond 64 bits (json-glib
+ * wraps it to a negative value) overflowed G_MAXINT64 - created_ts. */
+GST_START_TEST (test_created_ts_bounds)
+{
+  const gchar *bad[]
+      = { "-9000000000000000000", "0", "-1", "99999999999999999999999", NULL };
+  guint i;
+
+  for (i = 0; bad[i] != NULL; i++) {
+    g_autofree gchar *content = g_strdup_printf (
+        "{\"application\":\"m.call\",\"call_id\":\"\",\"device_id\":\"D\","
+        "\"created_ts\":%s,\"focus_active\":{\"type\":\"livekit\"}}",
+        bad[i]);
+    g_autofree gchar *ev = legacy_event (ALICE, "k", "$1", T0, content);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MrtcMember) m = parse_member (ev, &error);
+
+    fail_unless (m == NULL, "created_ts %s accepted", bad[i]);
+    g_assert_error (error, MRTC_MEMBER_ERROR, MRTC_MEMBER_ERROR_INVALID);
+  }
+  {
+    /* a huge created_ts plus expires saturates instead of wrapping */
+    g_autofree gchar *ev = legacy_event (ALICE, "k", "$1", T0,
+        "{\"application\":\"m.call\",\"call_id\":\"\",\"device_id\":\"D\","
+        "\"created_ts\":9223372036854775000,\"expires\":14400000,"
+        "\"focus_active\":{\"type\":\"livekit\"}}");
+    g_autoptr (MrtcMember) m = parse_member (ev, NULL);
+
+    fail_unless (m != NULL);
+    fail_unless_equals_int64 (m->expires_ts, G_MAXINT64);
+  }
+  {
+    /* no created_ts and a negative origin_server_ts: long expired */
+    g_autofree gchar *ev = legacy_event (ALICE, "k", "$1",
+        G_GINT64_CONSTANT (-9000000000000000000),
+        "{\"application\":\"m.call\",\"call_id\":\"\",\"device_id\":\"D\","
+        "\"focus_active\":{\"type\":\"livekit\"}}");
+    g_autoptr (MrtcMember) m = parse_member (ev, NULL);
+
+    fail_unless (m != NULL);
+    fail_unless (m->expires_ts < 0);
+  }
+}
+
+GST_END_TEST;
+
+/* Untrusted JSON goes through ext/json's pre-scan (finding 6). */
+GST_START_TEST (test_json_limits)
+{
+  GString *deep = g_string_new ("{\"type\":");
+  g_autofree gchar *deep_text = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node = NULL;
+  g_autoptr (MrtcMember) m = NULL;
+  guint i;
+
+  for (i = 0; i < 20000; i++)
+    g_string_append_c (deep, '[');
+  deep_text = g_string_free (deep, FALSE);
+  m = parse_member (deep_text, &error);
+  fail_unless (m == NULL);
+  g_assert_error (error, MRTC_JSON_ERROR, MRTC_JSON_ERROR_INVALID);
+  g_clear_error (&error);
+
+  node = mrtc_json_parse ("[1,2]", -1, 0, 4, &error);
+  g_assert_no_error (error);
+  fail_unless (node != NULL && JSON_NODE_HOLDS_ARRAY (node));
+  g_clear_pointer (&node, json_node_unref);
+  node = mrtc_json_parse ("[[[[[1]]]]]", -1, 0, 4, &error);
+  fail_unless (node == NULL);
+  g_assert_error (error, MRTC_JSON_ERROR, MRTC_JSON_ERROR_INVALID);
+  g_clear_error (&error);
+  node = mrtc_json_parse ("{\"a\":\"0123456789\"}", -1, 10, 4, &error);
+  fail_unless (node == NULL);
+  g_assert_error (error, MRTC_JSON_ERROR, MRTC_JSON_ERROR_TOO_LARGE);
+  g_clear_error (&error);
+  fail_unless (mrtc_json_object_from_string ("[]", -1, 0, 4, &error) == NULL);
+  g_assert_error (error, MRTC_JSON_ERROR, MRTC_JSON_ERROR_INVALID);
+}
+
+GST_END_TEST;
+
+/* Feeding a stored sticky event again must not extend its life (finding
+ * 5): it goes in with the time it has left. */
+GST_START_TEST (test_sticky_ttl_refeed)
+{
+  g_autoptr (MrtcStickyMap) a = mrtc_sticky_map_new (fake_clock, NULL);
+  g_autoptr (MrtcStickyMap) b = mrtc_sticky_map_new (fake_clock, NULL);
+  g_autofree gchar *json = g_strdup_printf (
+      "{\"type\":\"org.matrix.msc4143.rtc.member\",\"sender\":\"%s\","
+      "\"event_id\":\"$s1\",\"origin_server_ts\":%" G_GINT64_FORMAT
+      ",\"msc4354_sticky\":{\"duration_ms\":3600000},\"unsigned\":{"
+      "\"msc4354_sticky_duration_ttl_ms\":20000,\"age\":5},\"content\":%s}",
+      BOB, T0, STICKY_JOIN (BOB, "BOBDEV", UUID1));
+  g_autoptr (JsonObject) ev = parse_object (json);
+  g_autoptr (JsonObject) again = NULL;
+  const MrtcStickyEntry *e;
+
+  fake_now = T0 + 1000;
+  fail_unless_equals_int (mrtc_sticky_map_add (a, ROOM, ev), MRTC_STICKY_ADDED);
+  e = mrtc_sticky_map_find_event (a, "$s1");
+  fail_unless (e != NULL);
+  fail_unless_equals_int64 (e->expires_at, T0 + 21000);
+  fail_unless (mrtc_sticky_map_find_event (a, "$nope") == NULL);
+
+  fake_now = T0 + 11000;
+  again = mrtc_sticky_event_with_ttl (e->event, e->expires_at - fake_now);
+  fail_unless_equals_int (
+      mrtc_sticky_map_add (b, ROOM, again), MRTC_STICKY_ADDED);
+  fail_unless_equals_int64 (
+      mrtc_sticky_map_find_event (b, "$s1")->expires_at, T0 + 21000);
+  /* other unsigned members are kept, the original is untouched */
+  fail_unless (json_object_has_member (
+      json_object_get_object_member (again, "unsigned"), "age"));
+  fail_unless_equals_int64 (json_object_get_int_member (
+                                json_object_get_object_member (ev, "unsigned"),
+                                "msc4354_sticky_duration_ttl_ms"),
+      20000);
+}
+
+GST_END_TEST;
+
+/* One sender cannot fill the maps (finding 7); the update stays linear. */
+GST_START_TEST (test_per_sender_limits)
+{
+  g_autoptr (MrtcCallState) state
+      = mrtc_call_state_new (ROOM, NULL, fake_clock, NULL);
+  g_autoptr (GPtrArray) changes = NULL;
+  gint64 t;
+  guint i;
+
+  fake_now = T0 + 1000;
+  feed_join (state, ALICE, "join");
+  feed_join (state, BOB, "join");
+  for (i = 0; i < 40; i++) {
+    g_autofree gchar *id
+        = g_strdup_printf ("%08u-0000-4000-8000-000000000000", i);
+    g_autofree gchar *content = g_strdup_printf (
+        "{\"slot_id\":\"m.call#ROOM\",\"application\":{\"type\":\"m.call\"},"
+        "\"transports\":{\"published\":[{\"type\":\"livekit\"}]},"
+        "\"member\":{\"device_id\":\"D%u\",\"user_id\":\"%s\",\"id\":\"%s\"},"
+        "\"msc4354_sticky_key\":\"%s\"}",
+        i, BOB, id, id);
+    g_autofree gchar *ev_id = g_strdup_printf ("$b%u", i);
+    g_autofree gchar *sticky
+        = sticky_event (BOB, ev_id, T0 + i, 3600000, content);
+    g_autofree gchar *key = g_strdup_printf ("_%s_D%u_m.call", ALICE, i);
+    g_autofree gchar *legacy_content = g_strdup_printf (
+        "{\"application\":\"m.call\",\"call_id\":\"\",\"device_id\":\"D%u\","
+        "\"created_ts\":%" G_GINT64_FORMAT ",\"focus_active\":{\"type\":"
+        "\"livekit\"}}",
+        i, T0 + i);
+    g_autofree gchar *legacy
+        = legacy_event (ALICE, key, ev_id, T0 + i, legacy_content);
+
+    feed (state, sticky);
+    feed (state, legacy);
+  }
+  changes = update (state,
+      MRTC_STICKY_MAX_KEYS_PER_SENDER + MRTC_CALL_STATE_MAX_LEGACY_PER_SENDER);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+  fail_unless_equals_int (mrtc_call_state_get_evicted (state),
+      80 - MRTC_STICKY_MAX_KEYS_PER_SENDER
+          - MRTC_CALL_STATE_MAX_LEGACY_PER_SENDER);
+  /* the newest stay */
+  fail_unless (mrtc_call_state_find_member (state, BOB, "D39") != NULL);
+  fail_unless (mrtc_call_state_find_member (state, BOB, "D0") == NULL);
+  fail_unless (mrtc_call_state_find_member (state, ALICE, "D39") != NULL);
+  fail_unless (mrtc_call_state_find_member (state, ALICE, "D0") == NULL);
+
+  /* 20,000 members of distinct senders: an update without changes must not
+   * be quadratic (it was 0.3 s for 10,000). */
+  for (i = 0; i < 20000; i++) {
+    g_autofree gchar *user = g_strdup_printf ("@u%u:example.org", i);
+    g_autofree gchar *key = g_strdup_printf ("_%s_D_m.call", user);
+    g_autofree gchar *ev = legacy_event (user, key, "$x", T0,
+        "{\"application\":\"m.call\",\"call_id\":\"\",\"device_id\":\"D\","
+        "\"focus_active\":{\"type\":\"livekit\"}}");
+
+    feed_join (state, user, "join");
+    feed (state, ev);
+  }
+  changes = update (state, 20000);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+  t = g_get_monotonic_time ();
+  changes = update (state, 0);
+  t = g_get_monotonic_time () - t;
+  GST_INFO (
+      "update of 20032 members without changes: %" G_GINT64_FORMAT " us", t);
+  fail_unless (
+      t < 2 * G_USEC_PER_SEC, "update took %" G_GINT64_FORMAT " us", t);
+}
+
+GST_END_TEST;
+
+/* A redacted legacy membership ends (finding 11). */
+GST_START_TEST (test_redacted_legacy)
+{
+  g_autoptr (MrtcCallState) state
+      = mrtc_call_state_new (ROOM, NULL, fake_clock, NULL);
+  g_autofree gchar *legacy
+      = legacy_event (ALICE, "k", "$l1", T0, LEGACY_JOIN_ALICE);
+  g_autoptr (GPtrArray) changes = NULL;
+
+  fake_now = T0 + 1000;
+  feed_join (state, ALICE, "join");
+  feed (state, legacy);
+  changes = update (state, 1);
+  g_ptr_array_unref (g_steal_pointer (&changes));
+  feed (state,
+      "{\"type\":\"m.room.redaction\",\"sender\":\"@alice:example.org\","
+      "\"event_id\":\"$r\",\"content\":{\"redacts\":\"$l1\"}}");
+  changes = update (state, 1);
+  fail_unless_equals_int (CHANGE (changes, 0)->kind, MRTC_MEMBER_CHANGE_LEFT);
+}
+
+GST_END_TEST;
+
 static Suite *
 mrtc_member_suite (void)
 {
@@ -1180,6 +1444,11 @@ mrtc_member_suite (void)
   tcase_add_test (tc, test_call_state_expiry);
   tcase_add_test (tc, test_call_state_slot);
   tcase_add_test (tc, test_call_state_room_state);
+  tcase_add_test (tc, test_created_ts_bounds);
+  tcase_add_test (tc, test_json_limits);
+  tcase_add_test (tc, test_sticky_ttl_refeed);
+  tcase_add_test (tc, test_per_sender_limits);
+  tcase_add_test (tc, test_redacted_legacy);
   return s;
 }
 

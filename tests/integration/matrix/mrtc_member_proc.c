@@ -31,6 +31,10 @@ main (int argc, char **argv)
 
   const gchar *password = g_getenv ("MRTC_MEMBER_PASSWORD");
 
+  /* stdout carries the "JOINED" line protocol: keep GLib's debug output
+   * (G_MESSAGES_DEBUG=all) off it. */
+  g_log_writer_default_set_use_stderr (TRUE);
+
   if (argc != 7 || password == NULL) {
     fprintf (stderr,
         "usage: %s HS_URL USER PASSWORD ROOM_ID legacy|sticky "
