@@ -55,7 +55,16 @@ GST_DEBUG_CATEGORY_STATIC (lk_connection_debug);
 #define LK_DEFAULT_GRACE_MS 10000
 #define LK_JOIN_TIMEOUT_S 10
 #define LK_BACKOFF_MIN_MS 250
-#define LK_BACKOFF_MAX_MS 2000
+#define LK_BACKOFF_MAX_MS 30000
+#define LK_PUBLISH_TIMEOUT_S 10
+/* Bounds against a hostile or broken SFU (we join SFUs other members name):
+ * beyond them, data is dropped (and counted) or the session is rejoined. */
+#define LK_MAX_PARTICIPANTS 512
+#define LK_MAX_TRACKS_PER_PARTICIPANT 32
+#define LK_MAX_OUTPUTS 256
+#define LK_MAX_MLINES 128
+#define LK_MAX_QUEUED_CANDIDATES 128
+#define LK_UNRESOLVED_PAD_TIMEOUT_MS 10000
 #define LK_CLIENT_VERSION "0.1.0"
 
 /* A reference-counted link from other threads to the connection; self is
@@ -83,7 +92,10 @@ typedef struct
   gchar *cid;
   gchar *sid;
   gboolean add_sent;
-  gboolean removed; /* lk_connection_remove_track() */
+  gint removed;      /* lk_connection_remove_track() (atomic: read by the
+                      * upstream streaming thread) */
+  gint refused;      /* the server refused to publish it (atomic) */
+  gboolean pad_gone; /* its sink pad has been removed from the bin */
   gboolean muted;
 } LkLocalTrack;
 
@@ -146,6 +158,7 @@ struct _LkConnection
   /* statistics (atomic) */
   gint reconnects;
   gint fingerprint_failures;
+  gint fingerprints_verified;
   gint dropped_messages;
 
   LkHandle *handle;
@@ -189,8 +202,7 @@ struct _LkConnection
   gboolean sub_negotiating;
   guint sub_offer_id;
   guint pub_offer_id;
-  gchar *pub_fp_hash, *pub_fp;
-  gchar *sub_fp_hash, *sub_fp;
+  GPtrArray *pub_fps, *sub_fps; /* LkSdpFingerprint of the remote SDP */
   GPtrArray *watched_transports;
   GPtrArray *data_channels;
   gint ping_interval, ping_timeout;
@@ -199,6 +211,8 @@ struct _LkConnection
   guint ping_id;
   guint join_timeout_id;
   guint caps_wait_id;
+  guint publish_timeout_id;
+  gboolean join_with_refresh_token; /* this join used refresh_token */
 };
 
 G_DEFINE_TYPE (LkConnection, lk_connection, GST_TYPE_BIN);
@@ -225,6 +239,7 @@ enum
   PROP_RECONNECTS,
   PROP_FINGERPRINT_FAILURES,
   PROP_DROPPED_MESSAGES,
+  PROP_FINGERPRINTS_VERIFIED,
 };
 
 enum
@@ -236,6 +251,8 @@ enum
   SIGNAL_TRACK_PUBLISHED,
   SIGNAL_TRACK_UNPUBLISHED,
   SIGNAL_TRACK_MUTED,
+  SIGNAL_TRACK_REFUSED,
+  SIGNAL_LOCAL_TRACK_MUTED,
   N_SIGNALS
 };
 
@@ -336,6 +353,24 @@ lk_post (
   p->destroy = destroy;
   source = g_idle_source_new ();
   g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, lk_post_dispatch, p, lk_post_free);
+  g_source_attach (source, handle->context);
+  g_source_unref (source);
+}
+
+/* Runs @func on the connection thread after @ms. */
+static void
+lk_post_delayed (LkHandle *handle, guint ms, LkPostFunc func, gpointer data,
+    GDestroyNotify destroy)
+{
+  LkPost *p = g_new0 (LkPost, 1);
+  GSource *source;
+
+  p->handle = lk_handle_ref (handle);
+  p->func = func;
+  p->data = data;
+  p->destroy = destroy;
+  source = g_timeout_source_new (ms);
   g_source_set_callback (source, lk_post_dispatch, p, lk_post_free);
   g_source_attach (source, handle->context);
   g_source_unref (source);
@@ -542,6 +577,7 @@ lk_teardown_session (LkConnection *self)
   lk_source_clear (self, &self->ping_id);
   lk_source_clear (self, &self->join_timeout_id);
   lk_source_clear (self, &self->caps_wait_id);
+  lk_source_clear (self, &self->publish_timeout_id);
   if (self->cancellable) {
     g_cancellable_cancel (self->cancellable);
     g_clear_object (&self->cancellable);
@@ -602,10 +638,8 @@ lk_teardown_session (LkConnection *self)
   g_clear_pointer (
       &self->pending_pub_offer, gst_webrtc_session_description_free);
   g_clear_pointer (&self->pending_sub_offer, lk_sd_free);
-  g_clear_pointer (&self->pub_fp_hash, g_free);
-  g_clear_pointer (&self->pub_fp, g_free);
-  g_clear_pointer (&self->sub_fp_hash, g_free);
-  g_clear_pointer (&self->sub_fp, g_free);
+  g_clear_pointer (&self->pub_fps, g_ptr_array_unref);
+  g_clear_pointer (&self->sub_fps, g_ptr_array_unref);
   GST_OBJECT_LOCK (self);
   g_clear_pointer (&self->participant_sid, g_free);
   GST_OBJECT_UNLOCK (self);
@@ -638,8 +672,11 @@ lk_fail_session (LkConnection *self, gboolean fatal, const gchar *reason)
           ("%s", reason));
     return;
   }
-  delay = LK_BACKOFF_MIN_MS << MIN (self->attempt, 4);
+  /* exponential, capped, with +-20 % jitter so that many clients of one
+   * restarted SFU do not rejoin in lockstep */
+  delay = LK_BACKOFF_MIN_MS << MIN (self->attempt, 8);
   delay = MIN (delay, LK_BACKOFF_MAX_MS);
+  delay = delay * 4 / 5 + g_random_int_range (0, delay * 2 / 5 + 1);
   self->attempt++;
   g_atomic_int_inc (&self->reconnects);
   lk_set_state (self, LK_CONNECTION_STATE_RECONNECTING);
@@ -772,6 +809,38 @@ lk_find_remote_track (
   return NULL;
 }
 
+#define LK_MAX_SAME_TRACKS 16
+
+/* with tracks_lock. The stable key of a remote track's output pad:
+ * identity, source, kind and an ordinal, so that a participant's second
+ * camera gets a pad of its own while a track that comes back after a
+ * rejoin (with a new sid) finds its pad again. NULL beyond
+ * LK_MAX_SAME_TRACKS such tracks. */
+static gchar *
+lk_output_key (LkConnection *self, const gchar *identity,
+    const LkRemoteTrack *t, const gchar *track_sid)
+{
+  gchar *free_key = NULL;
+  guint k;
+
+  for (k = 0; k < LK_MAX_SAME_TRACKS; k++) {
+    gchar *key = g_strdup_printf ("%s\n%s\n%s\n%u", identity,
+        lk_proto_source_to_string (t->source), t->kind, k);
+    LkRemoteOutput *o = g_hash_table_lookup (self->outputs, key);
+
+    if (o != NULL && g_strcmp0 (o->track_sid, track_sid) == 0) {
+      g_free (free_key);
+      return key; /* this very track */
+    }
+    if (free_key == NULL && (o == NULL || o->webrtc_pad == NULL)) {
+      free_key = key; /* new, or waiting for its track to come back */
+      continue;
+    }
+    g_free (key);
+  }
+  return free_key;
+}
+
 /* Attaches a subscriber webrtcbin src pad to its stable output pad.
  * Returns FALSE when the track is not known yet. */
 static gboolean
@@ -804,10 +873,25 @@ lk_attach_remote_pad (LkConnection *self, GstPad *pad)
     return FALSE;
   }
 
-  key = g_strdup_printf ("%s\n%s\n%s", p->identity,
-      lk_proto_source_to_string (t->source), t->kind);
   g_mutex_lock (&self->tracks_lock);
+  key = lk_output_key (self, p->identity, t, track_sid);
+  if (key == NULL) {
+    g_mutex_unlock (&self->tracks_lock);
+    g_atomic_int_inc (&self->dropped_messages);
+    GST_WARNING_OBJECT (
+        self, "too many tracks of %s, ignoring %s", p->identity, track_sid);
+    lk_unblock_pad (pad); /* its data is dropped: never linked */
+    return TRUE;
+  }
   o = g_hash_table_lookup (self->outputs, key);
+  if (o == NULL && g_hash_table_size (self->outputs) >= LK_MAX_OUTPUTS) {
+    g_mutex_unlock (&self->tracks_lock);
+    g_atomic_int_inc (&self->dropped_messages);
+    GST_WARNING_OBJECT (self, "%u remote pads already, ignoring track %s",
+        LK_MAX_OUTPUTS, track_sid);
+    lk_unblock_pad (pad); /* its data is dropped: never linked */
+    return TRUE;
+  }
   if (o == NULL) {
     g_autofree gchar *name = g_strdup_printf ("src_%u", self->next_src_pad++);
 
@@ -888,15 +972,38 @@ lk_pad_event_free (gpointer data)
   g_free (e);
 }
 
+/* A subscriber pad whose track is still unknown after a while: let its
+ * data go (dropped, as the pad is unlinked) instead of holding a streaming
+ * thread forever; it is still attached should the track turn up. */
+static void
+lk_unresolved_pad_timeout (LkConnection *self, gpointer data)
+{
+  LkPadEvent *e = data;
+
+  if (e->elem != self->sub
+      || !g_ptr_array_find (self->unresolved_pads, e->pad, NULL))
+    return;
+  GST_WARNING_OBJECT (
+      self, "no track for pad %s: dropping its data", GST_PAD_NAME (e->pad));
+  lk_unblock_pad (e->pad);
+}
+
 static void
 lk_on_remote_pad (LkConnection *self, gpointer data)
 {
   LkPadEvent *e = data;
+  LkPadEvent *later;
 
   if (e->elem != self->sub)
     return;
-  if (!lk_attach_remote_pad (self, e->pad))
-    g_ptr_array_add (self->unresolved_pads, gst_object_ref (e->pad));
+  if (lk_attach_remote_pad (self, e->pad))
+    return;
+  g_ptr_array_add (self->unresolved_pads, gst_object_ref (e->pad));
+  later = g_new0 (LkPadEvent, 1);
+  later->elem = gst_object_ref (e->elem);
+  later->pad = gst_object_ref (e->pad);
+  lk_post_delayed (self->handle, LK_UNRESOLVED_PAD_TIMEOUT_MS,
+      lk_unresolved_pad_timeout, later, lk_pad_event_free);
 }
 
 static void
@@ -971,6 +1078,9 @@ lk_participant_upsert (LkConnection *self, const Lkproto__ParticipantInfo *info,
   gsize i;
 
   *is_new = (p == NULL);
+  if (p == NULL
+      && g_hash_table_size (self->participants) >= LK_MAX_PARTICIPANTS)
+    return NULL;
   if (p == NULL) {
     p = g_new0 (LkParticipant, 1);
     p->sid = g_strdup (info->sid);
@@ -994,7 +1104,8 @@ lk_participant_upsert (LkConnection *self, const Lkproto__ParticipantInfo *info,
 
     if (ti->sid == NULL || *ti->sid == '\0'
         || (ti->type != LKPROTO__TRACK_TYPE__AUDIO
-            && ti->type != LKPROTO__TRACK_TYPE__VIDEO))
+            && ti->type != LKPROTO__TRACK_TYPE__VIDEO)
+        || g_hash_table_size (p->tracks) >= LK_MAX_TRACKS_PER_PARTICIPANT)
       continue;
     t = g_new0 (LkRemoteTrack, 1);
     t->sid = g_strdup (ti->sid);
@@ -1083,6 +1194,12 @@ lk_handle_participant (LkConnection *self, const Lkproto__ParticipantInfo *info)
     return;
   }
   p = lk_participant_upsert (self, info, &is_new, removed, muted_changed);
+  if (p == NULL) {
+    g_atomic_int_inc (&self->dropped_messages);
+    GST_WARNING_OBJECT (self, "%u participants already, ignoring %s",
+        LK_MAX_PARTICIPANTS, info->sid);
+    return;
+  }
   if (removed->len > 0) {
     g_mutex_lock (&self->tracks_lock);
     for (i = 0; i < removed->len; i++)
@@ -1130,21 +1247,18 @@ lk_check_fingerprint (LkConnection *self, gpointer data)
   LkDtlsEvent *e = data;
   GstWebRTCDTLSTransportState state;
   g_autofree gchar *pem = NULL;
-  g_autofree gchar *fp = NULL;
   g_autoptr (GError) error = NULL;
-  const gchar *want, *hash;
+  GPtrArray *want;
 
   if (e->elem != self->pub && e->elem != self->sub)
     return;
   g_object_get (e->transport, "state", &state, NULL);
   if (state != GST_WEBRTC_DTLS_TRANSPORT_STATE_CONNECTED)
     return;
-  want = e->elem == self->pub ? self->pub_fp : self->sub_fp;
-  hash = e->elem == self->pub ? self->pub_fp_hash : self->sub_fp_hash;
+  want = e->elem == self->pub ? self->pub_fps : self->sub_fps;
   g_object_get (e->transport, "remote-certificate", &pem, NULL);
-  if (want != NULL)
-    fp = lk_sdp_certificate_fingerprint (pem, hash, &error);
-  if (fp == NULL || !lk_sdp_fingerprint_equal (fp, want)) {
+  /* any listed fingerprint with sha-256 or stronger (RFC 8122) */
+  if (!lk_sdp_certificate_matches (pem, want, &error)) {
     g_atomic_int_inc (&self->fingerprint_failures);
     GST_ERROR_OBJECT (self,
         "%s DTLS certificate does not match the SDP "
@@ -1155,11 +1269,14 @@ lk_check_fingerprint (LkConnection *self, gpointer data)
         "SDP fingerprint");
     return;
   }
-  GST_INFO_OBJECT (self, "%s DTLS fingerprint verified (%s)",
-      GST_OBJECT_NAME (e->elem), hash);
-  if (e->elem == self->pub)
+  GST_INFO_OBJECT (
+      self, "%s DTLS fingerprint verified", GST_OBJECT_NAME (e->elem));
+  if (e->elem == self->pub && !g_atomic_int_get (&self->pub_verified)) {
     g_atomic_int_set (&self->pub_verified, TRUE);
+    g_atomic_int_inc (&self->fingerprints_verified);
+  }
   if (e->elem == self->sub && !self->sub_verified) {
+    g_atomic_int_inc (&self->fingerprints_verified);
     GHashTableIter iter;
     gpointer value;
 
@@ -1257,20 +1374,18 @@ static void
 lk_store_fingerprint (
     LkConnection *self, GstElement *elem, const GstSDPMessage *sdp)
 {
-  gchar *hash = NULL, *fp = NULL;
+  GPtrArray *fps = lk_sdp_get_fingerprints (sdp, 0);
 
-  if (!lk_sdp_get_fingerprint (sdp, 0, &hash, &fp))
+  if (fps->len == 0) {
+    g_ptr_array_unref (fps);
     return;
+  }
   if (elem == self->pub) {
-    g_free (self->pub_fp_hash);
-    g_free (self->pub_fp);
-    self->pub_fp_hash = hash;
-    self->pub_fp = fp;
+    g_clear_pointer (&self->pub_fps, g_ptr_array_unref);
+    self->pub_fps = fps;
   } else {
-    g_free (self->sub_fp_hash);
-    g_free (self->sub_fp);
-    self->sub_fp_hash = hash;
-    self->sub_fp = fp;
+    g_clear_pointer (&self->sub_fps, g_ptr_array_unref);
+    self->sub_fps = fps;
   }
 }
 
@@ -1371,6 +1486,14 @@ lk_on_connection_state (LkConnection *self, gpointer data)
       GST_OBJECT_NAME (elem), state, ice);
   if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && elem == self->sub)
     self->attempt = 0;
+  /* webrtcbin creates some DTLS transports (SCTP, bundled receivers) only
+   * while applying the local description: watch whatever exists now */
+  if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTING
+      || state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED) {
+    lk_watch_transports (self, elem);
+    if (elem != self->pub && elem != self->sub)
+      return; /* the fingerprint check ended the session */
+  }
   if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED
       || ice == GST_WEBRTC_ICE_CONNECTION_STATE_FAILED) {
     gchar *reason
@@ -1508,8 +1631,10 @@ lk_make_webrtcbin (
         G_CALLBACK (lk_data_channel_cb), lk_handle_ref (self->handle),
         lk_handle_closure_unref, 0);
   }
+  /* one reference for self->pub/sub, one for the bin: lk_remove_webrtcbin()
+   * drops both */
   gst_object_ref_sink (webrtc);
-  gst_bin_add (GST_BIN (self), gst_object_ref (webrtc));
+  gst_bin_add (GST_BIN (self), webrtc);
   gst_element_sync_state_with_parent (webrtc);
   /* negotiation needs at least READY, even before the pipeline plays */
   if (GST_STATE (webrtc) == GST_STATE_NULL)
@@ -1700,8 +1825,20 @@ lk_sub_negotiate (LkConnection *self)
     lk_fail_session (self, FALSE, "subscriber offer: malformed SDP");
     return;
   }
+  if (gst_sdp_message_medias_len (sdp) > LK_MAX_MLINES
+      || offer->n_mid_to_track_id > LK_MAX_MLINES) {
+    /* protocol 3 never reuses an m-line: a long session with many comings
+     * and goings grows the subscriber SDP; a fresh session starts small */
+    gst_sdp_message_free (sdp);
+    lkproto__session_description__free_unpacked (offer, NULL);
+    lk_fail_session (
+        self, FALSE, "subscriber offer: too many m-lines, rejoining");
+    return;
+  }
   lk_sdp_strip_audio_red (sdp);
   map = lk_sdp_track_map (sdp);
+  /* every offer is complete: the map is rebuilt, not grown */
+  g_hash_table_remove_all (self->mid_to_track);
   g_hash_table_iter_init (&iter, map);
   while (g_hash_table_iter_next (&iter, &key, &value))
     g_hash_table_insert (self->mid_to_track, g_strdup (key), g_strdup (value));
@@ -1729,6 +1866,7 @@ lk_sub_negotiate (LkConnection *self)
 
 static void lk_pub_negotiate (LkConnection *self);
 static void lk_ensure_thread (LkConnection *self);
+static gboolean lk_publish_timeout (gpointer data);
 
 static gboolean
 lk_pub_all_published (LkConnection *self)
@@ -1739,7 +1877,7 @@ lk_pub_all_published (LkConnection *self)
   g_mutex_lock (&self->tracks_lock);
   for (i = 0; i < self->local_tracks->len; i++) {
     LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
-    if (t->add_sent && t->sid == NULL && !t->removed)
+    if (t->add_sent && t->sid == NULL && !t->removed && !t->refused)
       all = FALSE;
   }
   g_mutex_unlock (&self->tracks_lock);
@@ -1844,13 +1982,19 @@ lk_pub_offer_created (LkConnection *self, gpointer data)
       &self->pending_pub_offer, gst_webrtc_session_description_free);
   self->pending_pub_offer = offer;
 
+  /* lk_connection_add_track() may grow the array from another thread */
+  g_mutex_lock (&self->tracks_lock);
   for (i = 0; i < self->local_tracks->len; i++) {
     LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
-    if (t->webrtc_pad != NULL && !t->add_sent && !t->removed)
+    if (t->webrtc_pad != NULL && !t->add_sent && !t->removed && !t->refused)
       lk_send_add_track (self, t);
   }
+  g_mutex_unlock (&self->tracks_lock);
   if (lk_pub_all_published (self))
     lk_pub_send_offer (self);
+  else if (self->publish_timeout_id == 0)
+    self->publish_timeout_id = lk_timeout_add (
+        self, LK_PUBLISH_TIMEOUT_S * 1000, lk_publish_timeout);
 }
 
 static void
@@ -1929,7 +2073,7 @@ lk_pub_negotiate (LkConnection *self)
     GstWebRTCRTPTransceiver *trans = NULL;
     GstPad *pad;
 
-    if (t->webrtc_pad != NULL || t->removed)
+    if (t->webrtc_pad != NULL || t->removed || t->refused)
       continue;
     pad = gst_element_request_pad_simple (self->pub, "sink_%u");
     if (pad == NULL) {
@@ -1951,7 +2095,7 @@ lk_pub_negotiate (LkConnection *self)
   for (i = 0; i < self->local_tracks->len; i++) {
     LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
 
-    if (t->removed)
+    if (t->removed || t->refused)
       continue;
     if (t->webrtc_pad != NULL && t->sid == NULL
         && !gst_pad_has_current_caps (t->webrtc_pad))
@@ -2002,8 +2146,140 @@ lk_handle_track_published (
   GST_INFO_OBJECT (self, "published %s as %s", found->name, tp->track->sid);
   g_signal_emit (
       self, signals[SIGNAL_TRACK_PUBLISHED], 0, found->name, tp->track->sid);
+  if (lk_pub_all_published (self))
+    lk_source_clear (self, &self->publish_timeout_id);
   if (self->pending_pub_offer != NULL && lk_pub_all_published (self))
     lk_pub_send_offer (self);
+}
+
+/* The server will not publish @t (RequestResponse NOT_ALLOWED,
+ * LIMIT_EXCEEDED, ..., or no TrackPublished in time): stop sending it, tell
+ * the application, and negotiate the other tracks without it. */
+static void
+lk_refuse_track (LkConnection *self, LkLocalTrack *t, const gchar *reason)
+{
+  GstPad *webrtc_pad = NULL;
+  gchar *name;
+
+  g_mutex_lock (&self->tracks_lock);
+  if (t->refused || t->removed) {
+    g_mutex_unlock (&self->tracks_lock);
+    return;
+  }
+  g_atomic_int_set (&t->refused, TRUE);
+  name = g_strdup (t->name);
+  if (t->webrtc_pad != NULL)
+    webrtc_pad = gst_object_ref (t->webrtc_pad);
+  g_mutex_unlock (&self->tracks_lock);
+
+  if (webrtc_pad != NULL) {
+    GstWebRTCRTPTransceiver *trans = NULL;
+
+    g_object_get (webrtc_pad, "transceiver", &trans, NULL);
+    if (trans != NULL) {
+      g_object_set (trans, "direction",
+          GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE, NULL);
+      gst_object_unref (trans);
+    }
+    gst_object_unref (webrtc_pad);
+  }
+  GST_WARNING_OBJECT (
+      self, "the server refused to publish track %s: %s", name, reason);
+  GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+      ("LiveKit server refused to publish track %s", name), ("%s", reason));
+  g_signal_emit (self, signals[SIGNAL_TRACK_REFUSED], 0, name, reason);
+  g_free (name);
+
+  /* The offer held back for this track's TrackPublished is stale: offer
+   * again, with the refused track's m-line inactive. */
+  if (self->pending_pub_offer != NULL) {
+    g_clear_pointer (
+        &self->pending_pub_offer, gst_webrtc_session_description_free);
+    self->pub_negotiating = FALSE;
+  }
+  if (lk_pub_all_published (self))
+    lk_source_clear (self, &self->publish_timeout_id);
+  self->pub_offer_needed = TRUE;
+  lk_pub_negotiate (self);
+}
+
+static gboolean
+lk_publish_timeout (gpointer data)
+{
+  LkConnection *self = data;
+  g_autoptr (GPtrArray) late = g_ptr_array_new ();
+  guint i;
+
+  self->publish_timeout_id = 0;
+  g_mutex_lock (&self->tracks_lock);
+  for (i = 0; i < self->local_tracks->len; i++) {
+    LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
+    if (t->add_sent && t->sid == NULL && !t->removed && !t->refused)
+      g_ptr_array_add (late, t);
+  }
+  g_mutex_unlock (&self->tracks_lock);
+  /* tracks are only freed with the connection */
+  for (i = 0; i < late->len; i++)
+    lk_refuse_track (self, g_ptr_array_index (late, i),
+        "no TrackPublished from the server in time");
+  return G_SOURCE_REMOVE;
+}
+
+static const gchar *
+lk_request_reason_name (Lkproto__RequestResponse__Reason reason)
+{
+  switch (reason) {
+    case LKPROTO__REQUEST_RESPONSE__REASON__OK:
+      return "ok";
+    case LKPROTO__REQUEST_RESPONSE__REASON__NOT_FOUND:
+      return "not found";
+    case LKPROTO__REQUEST_RESPONSE__REASON__NOT_ALLOWED:
+      return "not allowed";
+    case LKPROTO__REQUEST_RESPONSE__REASON__LIMIT_EXCEEDED:
+      return "limit exceeded";
+    case LKPROTO__REQUEST_RESPONSE__REASON__QUEUED:
+      return "queued";
+    case LKPROTO__REQUEST_RESPONSE__REASON__UNSUPPORTED_TYPE:
+      return "unsupported type";
+    default:
+      return "error";
+  }
+}
+
+/* RequestResponse (SignalResponse field 22): the server's verdict on one of
+ * our requests; only refusals of AddTrackRequest matter to us. */
+static void
+lk_handle_request_response (LkConnection *self, Lkproto__RequestResponse *rr)
+{
+  LkLocalTrack *found = NULL;
+  g_autofree gchar *reason = NULL;
+  guint i;
+
+  if (rr->reason == LKPROTO__REQUEST_RESPONSE__REASON__OK
+      || rr->reason == LKPROTO__REQUEST_RESPONSE__REASON__QUEUED)
+    return;
+  reason = g_strdup_printf ("%s%s%s", lk_request_reason_name (rr->reason),
+      rr->message && *rr->message ? ": " : "", rr->message ? rr->message : "");
+  if (rr->request_case != LKPROTO__REQUEST_RESPONSE__REQUEST_ADD_TRACK
+      || rr->add_track == NULL || rr->add_track->cid == NULL) {
+    GST_WARNING_OBJECT (
+        self, "server refused a request (%d): %s", rr->request_case, reason);
+    return;
+  }
+  g_mutex_lock (&self->tracks_lock);
+  for (i = 0; i < self->local_tracks->len && !found; i++) {
+    LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
+    if (t->add_sent && t->sid == NULL
+        && g_strcmp0 (t->cid, rr->add_track->cid) == 0)
+      found = t;
+  }
+  g_mutex_unlock (&self->tracks_lock);
+  if (found == NULL) {
+    GST_WARNING_OBJECT (self, "server refused add_track for unknown cid %s: %s",
+        rr->add_track->cid, reason);
+    return;
+  }
+  lk_refuse_track (self, found, reason);
 }
 
 /* The server unpublished one of our tracks (e.g. an admin did). */
@@ -2025,6 +2301,40 @@ lk_handle_track_unpublished (LkConnection *self, const gchar *sid)
       name ? name : "unknown");
   if (name != NULL)
     g_signal_emit (self, signals[SIGNAL_TRACK_UNPUBLISHED], 0, name, sid);
+  g_free (name);
+}
+
+/* The server muted or unmuted one of our tracks: an admin's remote mute,
+ * or (protocol 3) how a server-side unpublish reaches us. */
+static void
+lk_handle_server_mute (LkConnection *self, Lkproto__MuteTrackRequest *mute)
+{
+  gchar *name = NULL;
+  gboolean changed = FALSE;
+  guint i;
+
+  if (mute == NULL || mute->sid == NULL)
+    return;
+  g_mutex_lock (&self->tracks_lock);
+  for (i = 0; i < self->local_tracks->len; i++) {
+    LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
+
+    if (t->sid != NULL && g_strcmp0 (t->sid, mute->sid) == 0) {
+      name = g_strdup (t->name);
+      changed = t->muted != mute->muted;
+      t->muted = mute->muted;
+    }
+  }
+  g_mutex_unlock (&self->tracks_lock);
+  if (name == NULL) {
+    GST_DEBUG_OBJECT (self, "mute for unknown track %s", mute->sid);
+    return;
+  }
+  GST_INFO_OBJECT (self, "server %s our track %s (%s)",
+      mute->muted ? "muted" : "unmuted", name, mute->sid);
+  if (changed)
+    g_signal_emit (self, signals[SIGNAL_LOCAL_TRACK_MUTED], 0, name, mute->sid,
+        mute->muted);
   g_free (name);
 }
 
@@ -2139,7 +2449,16 @@ lk_handle_trickle (LkConnection *self, Lkproto__TrickleRequest *trickle)
   if (mline < 0)
     mline = 0; /* max-bundle: one transport */
   if ((pub && !self->pub_remote_set) || (!pub && !self->sub_remote_set)) {
-    LkCandidate *c = g_new0 (LkCandidate, 1);
+    GPtrArray *queue = pub ? self->pub_remote_cands : self->sub_remote_cands;
+    LkCandidate *c;
+
+    if (queue->len >= LK_MAX_QUEUED_CANDIDATES) {
+      g_atomic_int_inc (&self->dropped_messages);
+      GST_WARNING_OBJECT (
+          self, "dropping trickle: %u candidates queued", queue->len);
+      return;
+    }
+    c = g_new0 (LkCandidate, 1);
     c->mline = mline;
     c->candidate = g_steal_pointer (&candidate);
     g_ptr_array_add (pub ? self->pub_remote_cands : self->sub_remote_cands, c);
@@ -2186,6 +2505,12 @@ lk_handle_response (LkConnection *self, Lkproto__SignalResponse *resp)
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE_TRACK_UNPUBLISHED:
       lk_handle_track_unpublished (self, resp->track_unpublished->track_sid);
       break;
+    case LKPROTO__SIGNAL_RESPONSE__MESSAGE_REQUEST_RESPONSE:
+      lk_handle_request_response (self, resp->request_response);
+      break;
+    case LKPROTO__SIGNAL_RESPONSE__MESSAGE_MUTE:
+      lk_handle_server_mute (self, resp->mute);
+      break;
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE_LEAVE: {
       Lkproto__LeaveRequest *leave = resp->leave;
 
@@ -2204,8 +2529,10 @@ lk_handle_response (LkConnection *self, Lkproto__SignalResponse *resp)
     }
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE_REFRESH_TOKEN:
       /* never logged */
+      GST_OBJECT_LOCK (self);
       g_free (self->refresh_token);
       self->refresh_token = g_strdup (resp->refresh_token);
+      GST_OBJECT_UNLOCK (self);
       break;
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE_PONG_RESP:
       if (resp->pong_resp->last_ping_timestamp > 0)
@@ -2282,9 +2609,25 @@ lk_ws_connected (GObject *source, GAsyncResult *res, gpointer user_data)
   msg = g_object_get_data (source, "lk-msg");
   if (ws == NULL) {
     guint status = msg ? soup_message_get_status (msg) : 0;
-    gchar *reason = g_strdup_printf ("WebSocket upgrade failed: HTTP %u: %s",
-        status, error ? error->message : "?");
+    gchar *reason;
+
     g_object_set_data (source, "lk-msg", NULL);
+    if ((status == 401 || status == 403) && self->join_with_refresh_token) {
+      /* the server's refresh token has expired (e.g. after a long outage):
+       * drop it and retry at once with the configured or minted token */
+      GST_INFO_OBJECT (self,
+          "refresh token refused (HTTP %u), retrying with "
+          "the configured token",
+          status);
+      GST_OBJECT_LOCK (self);
+      g_clear_pointer (&self->refresh_token, g_free);
+      GST_OBJECT_UNLOCK (self);
+      lk_source_clear (self, &self->reconnect_id);
+      self->reconnect_id = lk_timeout_add (self, 0, lk_reconnect_timeout);
+      return;
+    }
+    reason = g_strdup_printf ("WebSocket upgrade failed: HTTP %u: %s", status,
+        error ? error->message : "?");
     lk_fail_session (self, status == 401 || status == 403, reason);
     g_free (reason);
     return;
@@ -2314,6 +2657,7 @@ lk_current_token (LkConnection *self, GError **error)
   gchar *token = NULL;
 
   GST_OBJECT_LOCK (self);
+  self->join_with_refresh_token = self->refresh_token != NULL;
   if (self->refresh_token != NULL)
     token = g_strdup (self->refresh_token);
   else if (self->token != NULL && *self->token != '\0')
@@ -2397,6 +2741,17 @@ lk_start_join (LkConnection *self, gpointer data)
 /* ------------------------------------------------------------------ */
 /* local track pads */
 
+/* A removed or refused track's pad stays linked to the application's
+ * payloader and swallows its buffers (upstream must not see not-linked). */
+static gboolean
+lk_local_track_dropping (GstPad *pad)
+{
+  LkLocalTrack *t = gst_pad_get_element_private (pad);
+
+  return t != NULL
+         && (g_atomic_int_get (&t->removed) || g_atomic_int_get (&t->refused));
+}
+
 static GstFlowReturn
 lk_local_chain (GstPad *pad, GstObject *parent, GstBuffer *buffer)
 {
@@ -2404,7 +2759,8 @@ lk_local_chain (GstPad *pad, GstObject *parent, GstBuffer *buffer)
 
   /* Nothing leaves before the SFU's DTLS certificate has been checked
    * against the SDP (the SFU asks for a key frame when it needs one). */
-  if (!g_atomic_int_get (&LK_CONNECTION (parent)->pub_verified)) {
+  if (!g_atomic_int_get (&LK_CONNECTION (parent)->pub_verified)
+      || lk_local_track_dropping (pad)) {
     gst_buffer_unref (buffer);
     return GST_FLOW_OK;
   }
@@ -2421,7 +2777,8 @@ lk_local_chain_list (GstPad *pad, GstObject *parent, GstBufferList *list)
 {
   GstFlowReturn ret;
 
-  if (!g_atomic_int_get (&LK_CONNECTION (parent)->pub_verified)) {
+  if (!g_atomic_int_get (&LK_CONNECTION (parent)->pub_verified)
+      || lk_local_track_dropping (pad)) {
     gst_buffer_list_unref (list);
     return GST_FLOW_OK;
   }
@@ -2484,6 +2841,8 @@ lk_connection_add_track (LkConnection *self, const gchar *name,
   g_ptr_array_add (self->local_tracks, t);
   g_mutex_unlock (&self->tracks_lock);
 
+  /* the track lives as long as the connection (local_tracks frees it) */
+  gst_pad_set_element_private (t->ghost, t);
   gst_pad_set_chain_function (t->ghost, lk_local_chain);
   gst_pad_set_chain_list_function (t->ghost, lk_local_chain_list);
   gst_pad_set_event_function (t->ghost, lk_local_event);
@@ -2494,11 +2853,46 @@ lk_connection_add_track (LkConnection *self, const gchar *name,
   return t->ghost;
 }
 
+/* Removes a removed track's sink pad from the bin once nothing upstream is
+ * linked to it any more. */
+static void
+lk_remove_local_pad (LkConnection *self, gpointer data)
+{
+  GstPad *ghost = data;
+  gboolean remove = FALSE;
+  guint i;
+
+  if (gst_pad_is_linked (ghost))
+    return;
+  g_mutex_lock (&self->tracks_lock);
+  for (i = 0; i < self->local_tracks->len; i++) {
+    LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
+
+    if (t->ghost == ghost && t->removed && !t->pad_gone) {
+      t->pad_gone = TRUE;
+      remove = TRUE;
+    }
+  }
+  g_mutex_unlock (&self->tracks_lock);
+  if (remove) {
+    GST_DEBUG_OBJECT (self, "removing pad %s", GST_PAD_NAME (ghost));
+    gst_pad_set_active (ghost, FALSE);
+    gst_element_remove_pad (GST_ELEMENT (self), ghost);
+  }
+}
+
+static void
+lk_local_unlinked_cb (GstPad *pad, GstPad *peer, LkHandle *handle)
+{
+  lk_post (handle, lk_remove_local_pad, gst_object_ref (pad), gst_object_unref);
+}
+
 static void
 lk_do_remove_track (LkConnection *self, gpointer data)
 {
   GstPad *ghost = data;
   GstPad *webrtc_pad = NULL;
+  gboolean found = FALSE;
   guint i;
 
   g_mutex_lock (&self->tracks_lock);
@@ -2506,13 +2900,17 @@ lk_do_remove_track (LkConnection *self, gpointer data)
     LkLocalTrack *t = g_ptr_array_index (self->local_tracks, i);
 
     if (t->ghost == ghost && !t->removed) {
-      t->removed = TRUE;
+      /* from now on lk_local_chain() drops this track's buffers */
+      g_atomic_int_set (&t->removed, TRUE);
+      found = TRUE;
       if (t->webrtc_pad)
         webrtc_pad = gst_object_ref (t->webrtc_pad);
       gst_ghost_pad_set_target (GST_GHOST_PAD (t->ghost), NULL);
     }
   }
   g_mutex_unlock (&self->tracks_lock);
+  if (!found)
+    return;
   if (webrtc_pad != NULL) {
     GstWebRTCRTPTransceiver *trans = NULL;
 
@@ -2527,8 +2925,11 @@ lk_do_remove_track (LkConnection *self, gpointer data)
     self->pub_offer_needed = TRUE;
     lk_pub_negotiate (self);
   }
-  gst_pad_set_active (ghost, FALSE);
-  gst_element_remove_pad (GST_ELEMENT (self), ghost);
+  /* Removing a pad the application still pushes into would stop its
+   * streaming thread ("not-linked"): the pad goes once it is unlinked. */
+  g_signal_connect_data (ghost, "unlinked", G_CALLBACK (lk_local_unlinked_cb),
+      lk_handle_ref (self->handle), lk_handle_closure_unref, 0);
+  lk_remove_local_pad (self, ghost);
 }
 
 void
@@ -2609,13 +3010,22 @@ static gpointer
 lk_thread_func (gpointer data)
 {
   LkConnection *self = data;
+  GMainContext *context = g_main_context_ref (self->context);
+  GMainLoop *loop = g_main_loop_ref (self->loop);
+  SoupSession *session;
 
-  g_main_context_push_thread_default (self->context);
-  self->session = soup_session_new ();
-  soup_session_set_timeout (self->session, 10);
-  g_main_loop_run (self->loop);
-  g_clear_object (&self->session);
-  g_main_context_pop_thread_default (self->context);
+  g_main_context_push_thread_default (context);
+  session = soup_session_new ();
+  soup_session_set_timeout (session, 10);
+  self->session = session;
+  g_main_loop_run (loop);
+  /* The last reference to the connection may have been dropped on this
+   * thread (dispose quits the loop, finalize frees self): from here on,
+   * only our own references are used, never self. */
+  g_main_context_pop_thread_default (context);
+  g_object_unref (session);
+  g_main_loop_unref (loop);
+  g_main_context_unref (context);
   return NULL;
 }
 
@@ -2663,6 +3073,10 @@ lk_do_disconnect (LkConnection *self, gpointer data)
   lk_source_clear (self, &self->reconnect_id);
   lk_send_leave (self);
   lk_teardown_session (self);
+  /* the server's refresh token belongs to this session's room and URL */
+  GST_OBJECT_LOCK (self);
+  g_clear_pointer (&self->refresh_token, g_free);
+  GST_OBJECT_UNLOCK (self);
   lk_set_state (self, LK_CONNECTION_STATE_DISCONNECTED);
   g_mutex_lock (&sync->lock);
   sync->done = TRUE;
@@ -2801,6 +3215,8 @@ lk_connection_set_property (
     case PROP_URL:
       g_free (self->url);
       self->url = g_value_dup_string (value);
+      /* a refresh token is only good for the URL and room it came from */
+      g_clear_pointer (&self->refresh_token, g_free);
       break;
     case PROP_TOKEN:
       g_free (self->token);
@@ -2810,14 +3226,20 @@ lk_connection_set_property (
     case PROP_API_KEY:
       g_free (self->api_key);
       self->api_key = g_value_dup_string (value);
+      /* a refresh token is only good for the URL and room it came from */
+      g_clear_pointer (&self->refresh_token, g_free);
       break;
     case PROP_API_SECRET:
       g_free (self->api_secret);
       self->api_secret = g_value_dup_string (value);
+      /* a refresh token is only good for the URL and room it came from */
+      g_clear_pointer (&self->refresh_token, g_free);
       break;
     case PROP_IDENTITY:
       g_free (self->identity);
       self->identity = g_value_dup_string (value);
+      /* a refresh token is only good for the URL and room it came from */
+      g_clear_pointer (&self->refresh_token, g_free);
       break;
     case PROP_PARTICIPANT_NAME:
       g_free (self->participant_name);
@@ -2826,6 +3248,8 @@ lk_connection_set_property (
     case PROP_ROOM:
       g_free (self->room);
       self->room = g_value_dup_string (value);
+      /* a refresh token is only good for the URL and room it came from */
+      g_clear_pointer (&self->refresh_token, g_free);
       break;
     case PROP_PROTOCOL:
       self->protocol = g_value_get_int (value);
@@ -2912,6 +3336,9 @@ lk_connection_get_property (
       break;
     case PROP_DROPPED_MESSAGES:
       g_value_set_uint (value, g_atomic_int_get (&self->dropped_messages));
+      break;
+    case PROP_FINGERPRINTS_VERIFIED:
+      g_value_set_uint (value, g_atomic_int_get (&self->fingerprints_verified));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -3077,7 +3504,9 @@ lk_connection_class_init (LkConnectionClass *klass)
           G_TYPE_STRV, rw));
   g_object_class_install_property (gobject_class, PROP_USE_SERVER_ICE_SERVERS,
       g_param_spec_boolean ("use-server-ice-servers", "Use server ICE servers",
-          "Also use the ICE servers of the JoinResponse", FALSE, rw));
+          "Also use the ICE servers of the JoinResponse (note: webrtcbin's "
+          "nice agent logs TURN URIs, credentials included, at DEBUG level)",
+          FALSE, rw));
   g_object_class_install_property (gobject_class, PROP_LOCAL_ADDRESSES,
       g_param_spec_boxed ("local-addresses", "Local addresses",
           "Local IP addresses for ICE (e.g. 127.0.0.1 on loopback); empty: "
@@ -3112,6 +3541,11 @@ lk_connection_class_init (LkConnectionClass *klass)
   g_object_class_install_property (gobject_class, PROP_DROPPED_MESSAGES,
       g_param_spec_uint ("dropped-messages", "Dropped messages",
           "Malformed signalling messages dropped", 0, G_MAXUINT, 0, ro));
+  g_object_class_install_property (gobject_class, PROP_FINGERPRINTS_VERIFIED,
+      g_param_spec_uint ("fingerprints-verified", "Fingerprints verified",
+          "Remote DTLS certificates checked against the SDP and accepted "
+          "(one per webrtcbin and session)",
+          0, G_MAXUINT, 0, ro));
 
   /**
    * LkConnection::participant-added:
@@ -3167,6 +3601,34 @@ lk_connection_class_init (LkConnectionClass *klass)
    * @muted: whether the publisher muted it now
    */
   signals[SIGNAL_TRACK_MUTED] = g_signal_new ("track-muted",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
+  /**
+   * LkConnection::track-refused:
+   * @name: the local track's name
+   * @reason: why ("not allowed", "limit exceeded", "no TrackPublished from
+   *   the server in time", ...)
+   *
+   * The server will not publish one of our tracks (e.g. the token lacks
+   * canPublish): its buffers are dropped from now on and the other tracks
+   * are negotiated without it. A warning message is also posted. The track
+   * stays refused across rejoins; remove it with
+   * lk_connection_remove_track().
+   */
+  signals[SIGNAL_TRACK_REFUSED] = g_signal_new ("track-refused",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * LkConnection::local-track-muted:
+   * @name: the local track's name
+   * @track_sid: its sid
+   * @muted: whether the server muted it now
+   *
+   * The server muted or unmuted one of our tracks (an admin's remote mute;
+   * with protocol 3 also a server-side unpublish). Media keeps flowing; the
+   * application decides whether to stop sending.
+   */
+  signals[SIGNAL_LOCAL_TRACK_MUTED] = g_signal_new ("local-track-muted",
       G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
       G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_BOOLEAN);
 }

@@ -59,15 +59,34 @@ G_DECLARE_FINAL_TYPE (LkConnection, lk_connection, LK, CONNECTION, GstBin)
  * Pads are stable: on a failure (WebSocket closed, ping timeout, ICE or DTLS
  * failure, server leave) the connection rejoins with back-off, replaces both
  * webrtcbins, republishes the local tracks and re-targets the remote pads
- * (keyed by identity, source and kind), so the application never relinks.
+ * (keyed by identity, source, kind and an ordinal for a second track of
+ * the same source and kind), so the application never relinks.
  * A remote pad goes away ("track-removed") only when its track has been
  * gone for "track-grace-ms".
  *
+ * Publishing: a track the server refuses (RequestResponse NOT_ALLOWED,
+ * LIMIT_EXCEEDED, ..., or no TrackPublished within 10 s) is reported by
+ * #LkConnection::track-refused and a warning message; its buffers are
+ * dropped and the other tracks are published without it. A server-side
+ * (admin) mute of one of our tracks is reported by
+ * #LkConnection::local-track-muted. "fingerprints-verified" counts the
+ * remote DTLS certificates checked and accepted.
+ *
+ * Bounds against a hostile SFU: at most 512 participants (32 tracks each),
+ * 256 remote pads and 128 queued remote ICE candidates per transport (the
+ * rest is dropped and counted in "dropped-messages"); a subscriber offer
+ * beyond 128 m-lines makes the connection rejoin; a remote pad whose track
+ * stays unknown for 10 s has its data dropped.
+ *
  * Token: set "url" and "token" (from a token service, see
  * lk_token_request_async()), or "url", "api-key", "api-secret",
- * "identity" and "room" to mint one locally. Errors that a rejoin cannot
- * cure (refused token, DTLS certificate mismatch) post an error message and
- * set "state" to %LK_CONNECTION_STATE_FAILED.
+ * "identity" and "room" to mint one locally. A refresh token the server
+ * sends replaces it for rejoins; it is dropped on disconnect, when "url",
+ * "room", "identity", "api-key" or "api-secret" change, and when the server
+ * refuses it (the rejoin then uses the configured or minted token).
+ * Errors that a rejoin cannot cure (refused token, DTLS certificate
+ * mismatch) post an error message and set "state" to
+ * %LK_CONNECTION_STATE_FAILED.
  *
  * Typical use:
  * |[<!-- language="C" -->
@@ -93,8 +112,13 @@ GstPad *lk_connection_add_track (LkConnection *self, const gchar *name,
     const gchar *kind, Lkproto__TrackSource source, const GstCaps *rtp_caps,
     guint width, guint height, gboolean encrypted);
 
-/* Stops publishing the track of @pad (from lk_connection_add_track()) and
- * removes the pad; the server unpublishes it. */
+/* Stops publishing the track of @pad (from lk_connection_add_track()); the
+ * server unpublishes it. From the call on, the pad drops whatever upstream
+ * pushes into it (upstream never sees "not-linked"); it is removed from the
+ * bin as soon as it is unlinked (at once when it is not linked). Changed
+ * from the first version, which removed a still-linked pad at once and so
+ * stopped a streaming upstream: unlink the pad (or remove the upstream
+ * elements) to see it go. */
 void lk_connection_remove_track (LkConnection *self, GstPad *pad);
 
 /* Marks the track of @pad as muted or not for the other participants (the

@@ -76,6 +76,8 @@ lk_proto_response_name (const Lkproto__SignalResponse *response)
       return "pong";
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE_PONG_RESP:
       return "pong_resp";
+    case LKPROTO__SIGNAL_RESPONSE__MESSAGE_REQUEST_RESPONSE:
+      return "request_response";
     case LKPROTO__SIGNAL_RESPONSE__MESSAGE__NOT_SET:
     default:
       return "unhandled";

@@ -285,6 +285,92 @@ lk_sdp_fingerprint_equal (const gchar *a, const gchar *b)
   return a != NULL && b != NULL && g_ascii_strcasecmp (a, b) == 0;
 }
 
+void
+lk_sdp_fingerprint_free (LkSdpFingerprint *fp)
+{
+  if (fp == NULL)
+    return;
+  g_free (fp->hash_func);
+  g_free (fp->value);
+  g_free (fp);
+}
+
+static void
+add_fingerprints (GPtrArray *out, const gchar *key, const gchar *value)
+{
+  LkSdpFingerprint *fp;
+  gchar *hash = NULL, *val = NULL;
+
+  if (g_strcmp0 (key, "fingerprint") != 0
+      || !split_fingerprint (value, &hash, &val))
+    return;
+  fp = g_new0 (LkSdpFingerprint, 1);
+  fp->hash_func = hash;
+  fp->value = val;
+  g_ptr_array_add (out, fp);
+}
+
+GPtrArray *
+lk_sdp_get_fingerprints (const GstSDPMessage *sdp, guint mline)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (
+      (GDestroyNotify)lk_sdp_fingerprint_free);
+  guint i;
+
+  if (mline < gst_sdp_message_medias_len (sdp)) {
+    const GstSDPMedia *m = gst_sdp_message_get_media (sdp, mline);
+
+    for (i = 0; i < gst_sdp_media_attributes_len (m); i++) {
+      const GstSDPAttribute *a = gst_sdp_media_get_attribute (m, i);
+      add_fingerprints (out, a->key, a->value);
+    }
+  }
+  if (out->len == 0) {
+    for (i = 0; i < gst_sdp_message_attributes_len (sdp); i++) {
+      const GstSDPAttribute *a = gst_sdp_message_get_attribute (sdp, i);
+      add_fingerprints (out, a->key, a->value);
+    }
+  }
+  return out;
+}
+
+gboolean
+lk_sdp_fingerprint_hash_accepted (const gchar *hash_func)
+{
+  return g_strcmp0 (hash_func, "sha-256") == 0
+         || g_strcmp0 (hash_func, "sha-384") == 0
+         || g_strcmp0 (hash_func, "sha-512") == 0;
+}
+
+gboolean
+lk_sdp_certificate_matches (
+    const gchar *pem, GPtrArray *fingerprints, GError **error)
+{
+  guint i, tried = 0;
+
+  for (i = 0; fingerprints != NULL && i < fingerprints->len; i++) {
+    LkSdpFingerprint *fp = g_ptr_array_index (fingerprints, i);
+    g_autofree gchar *have = NULL;
+
+    if (!lk_sdp_fingerprint_hash_accepted (fp->hash_func))
+      continue;
+    tried++;
+    have = lk_sdp_certificate_fingerprint (pem, fp->hash_func, error);
+    if (have == NULL)
+      return FALSE; /* the certificate itself is unusable */
+    if (lk_sdp_fingerprint_equal (have, fp->value))
+      return TRUE;
+  }
+  if (tried == 0)
+    g_set_error (error, LK_ERROR, LK_ERROR_DTLS_FINGERPRINT,
+        "the SDP has no sha-256 (or stronger) fingerprint");
+  else
+    g_set_error (error, LK_ERROR, LK_ERROR_DTLS_FINGERPRINT,
+        "remote certificate matches none of the SDP's %u fingerprint(s)",
+        tried);
+  return FALSE;
+}
+
 gchar *
 lk_sdp_candidate_init_to_json (
     const gchar *candidate, const gchar *sdp_mid, guint sdp_mline_index)

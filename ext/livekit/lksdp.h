@@ -58,6 +58,30 @@ gchar *lk_sdp_certificate_fingerprint (
 /* Compares two fingerprints, ignoring case. */
 gboolean lk_sdp_fingerprint_equal (const gchar *a, const gchar *b);
 
+/* One a=fingerprint line: hash function (lower case) and value. */
+typedef struct
+{
+  gchar *hash_func;
+  gchar *value;
+} LkSdpFingerprint;
+
+void lk_sdp_fingerprint_free (LkSdpFingerprint *fp);
+
+/* Every a=fingerprint of @mline, or else of the session (RFC 8122 allows
+ * several, with different hash functions); an array of LkSdpFingerprint,
+ * empty when there is none. */
+GPtrArray *lk_sdp_get_fingerprints (const GstSDPMessage *sdp, guint mline);
+
+/* Whether @hash_func is strong enough to vouch for a DTLS certificate:
+ * sha-256, sha-384 or sha-512 (not sha-1, not md5). */
+gboolean lk_sdp_fingerprint_hash_accepted (const gchar *hash_func);
+
+/* Whether the PEM certificate @pem matches any of @fingerprints (from
+ * lk_sdp_get_fingerprints()) with an accepted hash function. FALSE and
+ * @error when none matches or none has an accepted hash. */
+gboolean lk_sdp_certificate_matches (
+    const gchar *pem, GPtrArray *fingerprints, GError **error);
+
 /* LiveKit's TrickleRequest.candidateInit is a JSON RTCIceCandidateInit. */
 gchar *lk_sdp_candidate_init_to_json (
     const gchar *candidate, const gchar *sdp_mid, guint sdp_mline_index);

@@ -13,6 +13,7 @@
 #include "lktoken.h"
 #include "lkproto.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 static gchar *
@@ -194,7 +195,10 @@ lk_token_verify (const gchar *jwt, const gchar *api_secret)
     return FALSE;
   signing_input = g_strndup (jwt, dot2 - jwt);
   sig = hs256_signature (api_secret, signing_input);
-  return strcmp (sig, dot2 + 1) == 0;
+  /* constant time: the comparison must not tell how much of a forged
+   * signature is right */
+  return strlen (sig) == strlen (dot2 + 1)
+         && CRYPTO_memcmp (sig, dot2 + 1, strlen (sig)) == 0;
 }
 
 static void
@@ -395,6 +399,30 @@ token_post (GTask *task, const gchar *path, const gchar *body)
       g_task_get_cancellable (task), token_reply_cb, task);
 }
 
+/* Whether sending a credential to @url keeps it off the network: https,
+ * or plain http to a loopback host. */
+gboolean
+lk_token_url_is_private (const gchar *url)
+{
+  g_autoptr (GUri) uri = url ? g_uri_parse (url, G_URI_FLAGS_NONE, NULL) : NULL;
+  const gchar *scheme, *host;
+  g_autoptr (GInetAddress) addr = NULL;
+
+  if (uri == NULL)
+    return FALSE;
+  scheme = g_uri_get_scheme (uri);
+  if (g_ascii_strcasecmp (scheme, "https") == 0
+      || g_ascii_strcasecmp (scheme, "wss") == 0)
+    return TRUE;
+  host = g_uri_get_host (uri);
+  if (host == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp (host, "localhost") == 0)
+    return TRUE;
+  addr = g_inet_address_new_from_string (host);
+  return addr != NULL && g_inet_address_get_is_loopback (addr);
+}
+
 void
 lk_token_request_async (SoupSession *session, const gchar *service_url,
     const LkTokenRequest *request, GCancellable *cancellable,
@@ -406,6 +434,10 @@ lk_token_request_async (SoupSession *session, const gchar *service_url,
 
   t->session = g_object_ref (session);
   t->service_url = g_strdup (service_url);
+  if (!lk_token_url_is_private (service_url))
+    g_message ("LiveKit token service %s is plain http: the OpenID token "
+               "crosses the network in clear",
+        service_url);
   t->legacy_body = lk_token_sfu_get_body (request);
   g_task_set_task_data (task, t, (GDestroyNotify)token_task_free);
   token_post (task, "/get_token", body);

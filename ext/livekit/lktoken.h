@@ -80,6 +80,12 @@ gboolean lk_token_request_finish (
 
 void lk_token_request_clear (LkTokenRequest *request);
 
+/* TRUE for https:// and wss:// URLs and for http:// or ws:// ones on a
+ * loopback host (localhost, 127.0.0.0/8, ::1): where a token or OpenID
+ * token may go without crossing the network in clear.
+ * lk_token_request_async() logs a message for other http:// services. */
+gboolean lk_token_url_is_private (const gchar *url);
+
 G_END_DECLS
 
 #endif /* __LK_TOKEN_H__ */

@@ -419,6 +419,72 @@ GST_START_TEST (test_sdp_fingerprint)
 
 GST_END_TEST;
 
+/* the same certificate's sha-1 and sha-512 fingerprints */
+#define SHA1_FP "A3:59:FA:DA:59:E4:A5:ED:4C:A8:25:D1:8F:A0:E5:C4:EB:DE:50:78"
+#define SHA512_FP                                                              \
+  "A8:58:73:04:98:B3:65:84:A3:E0:34:27:EF:74:09:64:52:0C:6F:2D:"               \
+  "C2:73:27:EC:CC:4C:39:4E:61:34:6B:2D:22:F5:19:4F:B2:9E:65:76:"               \
+  "A1:0F:5A:63:FA:D7:2E:DC:26:8A:98:A6:20:6F:6D:0C:F2:00:85:00:"               \
+  "69:4D:DE:37"
+/* RFC 8122: several a=fingerprint lines; any one with sha-256 or stronger
+ * may vouch for the certificate, sha-1 never does. */
+GST_START_TEST (test_sdp_fingerprint_list)
+{
+  g_autofree gchar *several = g_strconcat ("v=0\r\n"
+                                           "o=- 1 1 IN IP4 0.0.0.0\r\n"
+                                           "s=-\r\n"
+                                           "t=0 0\r\n"
+                                           "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+                                           "a=fingerprint:sha-256 AA:BB\r\n"
+                                           "a=fingerprint:SHA-512 ",
+      SHA512_FP, "\r\n", NULL);
+  g_autofree gchar *only_sha1 = g_strconcat ("v=0\r\n"
+                                             "o=- 1 1 IN IP4 0.0.0.0\r\n"
+                                             "s=-\r\n"
+                                             "t=0 0\r\n"
+                                             "a=fingerprint:sha-1 ",
+      SHA1_FP, "\r\n", "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n", NULL);
+  GstSDPMessage *sdp = parse_sdp (several);
+  GPtrArray *fps = lk_sdp_get_fingerprints (sdp, 0);
+  GError *error = NULL;
+
+  fail_unless_equals_int (fps->len, 2);
+  fail_unless_equals_string (
+      ((LkSdpFingerprint *)g_ptr_array_index (fps, 1))->hash_func, "sha-512");
+  /* the second one matches */
+  fail_unless (lk_sdp_certificate_matches (test_cert, fps, &error));
+  g_ptr_array_unref (fps);
+  gst_sdp_message_free (sdp);
+
+  /* sha-1 matches the certificate but is not accepted */
+  sdp = parse_sdp (only_sha1);
+  fps = lk_sdp_get_fingerprints (sdp, 0);
+  fail_unless_equals_int (fps->len, 1);
+  fail_if (lk_sdp_fingerprint_hash_accepted ("sha-1"));
+  fail_unless (lk_sdp_fingerprint_hash_accepted ("sha-384"));
+  fail_if (lk_sdp_certificate_matches (test_cert, fps, &error));
+  fail_unless (g_error_matches (error, LK_ERROR, LK_ERROR_DTLS_FINGERPRINT));
+  g_clear_error (&error);
+  g_ptr_array_unref (fps);
+  gst_sdp_message_free (sdp);
+
+  /* mismatch and none at all */
+  sdp = parse_sdp (subscriber_offer);
+  fps = lk_sdp_get_fingerprints (sdp, 2);
+  fail_unless_equals_int (fps->len, 1);
+  fail_if (lk_sdp_certificate_matches (test_cert, fps, &error));
+  g_clear_error (&error);
+  g_ptr_array_unref (fps);
+  fps = lk_sdp_get_fingerprints (sdp, 0);
+  fail_unless (lk_sdp_certificate_matches (test_cert, fps, NULL));
+  g_ptr_array_unref (fps);
+  fail_if (lk_sdp_certificate_matches (test_cert, NULL, &error));
+  g_clear_error (&error);
+  gst_sdp_message_free (sdp);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_sdp_candidate_json)
 {
   gchar *json, *cand = NULL, *mid = NULL;
@@ -521,6 +587,22 @@ GST_START_TEST (test_token_mint)
 
 GST_END_TEST;
 
+/* Where a credential may go in clear. */
+GST_START_TEST (test_token_url_private)
+{
+  fail_unless (lk_token_url_is_private ("https://jwt.example.org/"));
+  fail_unless (lk_token_url_is_private ("wss://sfu.example.org"));
+  fail_unless (lk_token_url_is_private ("http://127.0.0.1:8080"));
+  fail_unless (lk_token_url_is_private ("http://localhost:8080/"));
+  fail_unless (lk_token_url_is_private ("ws://[::1]:7880"));
+  fail_if (lk_token_url_is_private ("http://jwt.example.org/"));
+  fail_if (lk_token_url_is_private ("http://10.0.0.1:8080"));
+  fail_if (lk_token_url_is_private ("not a url"));
+  fail_if (lk_token_url_is_private (NULL));
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_token_service_bodies)
 {
   LkTokenRequest req = { 0 };
@@ -613,10 +695,12 @@ lkunit_suite (void)
   tcase_add_test (tc_sdp, test_sdp_split_stream_id);
   tcase_add_test (tc_sdp, test_sdp_strip_red);
   tcase_add_test (tc_sdp, test_sdp_fingerprint);
+  tcase_add_test (tc_sdp, test_sdp_fingerprint_list);
   tcase_add_test (tc_sdp, test_sdp_candidate_json);
   suite_add_tcase (s, tc_token);
   tcase_add_test (tc_token, test_token_mint);
   tcase_add_test (tc_token, test_token_service_bodies);
+  tcase_add_test (tc_token, test_token_url_private);
   tcase_add_test (tc_token, test_token_service_replies);
   return s;
 }

@@ -22,6 +22,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "stackenv.h"
 #include "lktestutil.h"
@@ -180,75 +181,213 @@ GST_START_TEST (test_encrypted_track)
 
 GST_END_TEST;
 
-#define RESTART_HTTP_PORT 7985
+/* A port nobody listens on now (the kernel's choice). */
+static guint16
+free_port (GSocketType type)
+{
+  GSocket *sock = g_socket_new (G_SOCKET_FAMILY_IPV4, type,
+      type == G_SOCKET_TYPE_STREAM ? G_SOCKET_PROTOCOL_TCP
+                                   : G_SOCKET_PROTOCOL_UDP,
+      NULL);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (lo, 0);
+  GSocketAddress *bound;
+  guint16 port = 0;
 
-static GSubprocess *
-start_own_sfu (const gchar *key, const gchar *secret)
+  fail_unless (sock != NULL);
+  if (g_socket_bind (sock, any, FALSE, NULL)) {
+    bound = g_socket_get_local_address (sock, NULL);
+    port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+    g_object_unref (bound);
+  }
+  g_socket_close (sock, NULL);
+  g_object_unref (sock);
+  g_object_unref (any);
+  g_object_unref (lo);
+  fail_unless (port != 0, "no free port");
+  return port;
+}
+
+/* Whether a TCP listener could bind @port on 127.0.0.1 now. */
+static gboolean
+port_is_free (guint16 port)
+{
+  GSocket *sock = g_socket_new (
+      G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *addr = g_inet_socket_address_new (lo, port);
+  gboolean ok = g_socket_bind (sock, addr, TRUE, NULL);
+
+  g_socket_close (sock, NULL);
+  g_object_unref (sock);
+  g_object_unref (addr);
+  g_object_unref (lo);
+  return ok;
+}
+
+typedef struct
+{
+  guint16 http, tcp, udp;
+} SfuPorts;
+
+/* The restart test's own livekit-server: killed with this process
+ * (PR_SET_PDEATHSIG, for a failed assertion or the check timeout) and at
+ * exit, so a next run never finds a stale server on its ports. */
+static GSubprocess *own_sfu;
+
+static void
+own_sfu_child_setup (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static void
+kill_own_sfu_at_exit (void)
+{
+  if (own_sfu != NULL)
+    g_subprocess_send_signal (own_sfu, SIGKILL);
+}
+
+static void
+stop_own_sfu (void)
+{
+  if (own_sfu == NULL)
+    return;
+  g_subprocess_send_signal (own_sfu, SIGKILL);
+  g_subprocess_wait (own_sfu, NULL, NULL);
+  g_clear_object (&own_sfu);
+}
+
+static void
+start_own_sfu (const SfuPorts *ports, const gchar *key, const gchar *secret)
 {
   g_autofree gchar *server = g_build_filename (
       g_get_user_cache_dir (), "gst-matrixrtc", "bin", "server", NULL);
   g_autofree gchar *config = g_strdup_printf (
-      "port: %d\n"
+      "port: %u\n"
       "bind_addresses: [\"127.0.0.1\"]\n"
       "keys: {%s: %s}\n"
-      "rtc: {tcp_port: %d, udp_port: %d, use_external_ip: false, "
+      "rtc: {tcp_port: %u, udp_port: %u, use_external_ip: false, "
       "node_ip: 127.0.0.1, stun_servers: [\"127.0.0.1:3478\"], "
       "enable_loopback_candidate: true}\n"
       "room: {auto_create: true}\n"
       "logging: {level: warn}\n",
-      RESTART_HTTP_PORT, key, secret, RESTART_HTTP_PORT + 1,
-      RESTART_HTTP_PORT + 2);
+      ports->http, key, secret, ports->tcp, ports->udp);
+  GSubprocessLauncher *launcher;
   GError *error = NULL;
-  GSubprocess *proc;
   gint64 end = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
 
-  proc = g_subprocess_new (
-      G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-      &error, server, "--config-body", config, NULL);
-  fail_unless (proc != NULL, "cannot start %s: %s", server,
+  fail_unless (own_sfu == NULL);
+  /* the previous instance's port must be free again: a listener there now
+   * would be somebody else's server */
+  while (!port_is_free (ports->http) && g_get_monotonic_time () < end)
+    g_usleep (100 * 1000);
+  fail_unless (port_is_free (ports->http), "port %u is taken", ports->http);
+  launcher = g_subprocess_launcher_new (
+      G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (
+      launcher, own_sfu_child_setup, NULL, NULL);
+  own_sfu = g_subprocess_launcher_spawn (
+      launcher, &error, server, "--config-body", config, NULL);
+  g_object_unref (launcher);
+  fail_unless (own_sfu != NULL, "cannot start %s: %s", server,
       error ? error->message : "?");
-  /* ready when its HTTP port accepts connections */
-  while (g_get_monotonic_time () < end) {
+  /* ready when its HTTP port accepts connections, while it still runs */
+  while (g_get_monotonic_time () < end
+         && g_subprocess_get_identifier (own_sfu) != NULL) {
     GSocketClient *client = g_socket_client_new ();
     GSocketConnection *c = g_socket_client_connect_to_host (
-        client, "127.0.0.1", RESTART_HTTP_PORT, NULL, NULL);
+        client, "127.0.0.1", ports->http, NULL, NULL);
     g_object_unref (client);
     if (c != NULL) {
       g_object_unref (c);
-      return proc;
+      if (g_subprocess_get_identifier (own_sfu) != NULL)
+        return;
     }
     g_usleep (50 * 1000);
   }
-  g_subprocess_force_exit (proc);
-  g_object_unref (proc);
-  fail ("livekit-server did not start");
-  return NULL;
+  stop_own_sfu ();
+  fail ("livekit-server did not start on port %u", ports->http);
+}
+
+/* Weak references to a connection's current webrtcbins. */
+static void
+watch_webrtcbins (LkConnection *conn, GPtrArray *weak)
+{
+  static const gchar *const names[] = { "publisher", "subscriber" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (names); i++) {
+    GstElement *e = gst_bin_get_by_name (GST_BIN (conn), names[i]);
+    GWeakRef *w;
+
+    fail_unless (e != NULL, "%s has no %s", GST_OBJECT_NAME (conn), names[i]);
+    w = g_new0 (GWeakRef, 1);
+    g_weak_ref_init (w, e);
+    g_ptr_array_add (weak, w);
+    gst_object_unref (e);
+  }
+}
+
+static gint
+count_alive (GPtrArray *weak)
+{
+  gint alive = 0;
+  guint i;
+
+  for (i = 0; i < weak->len; i++) {
+    GObject *o = g_weak_ref_get (g_ptr_array_index (weak, i));
+    if (o != NULL) {
+      alive++;
+      g_object_unref (o);
+    }
+  }
+  return alive;
 }
 
 static void
-stop_own_sfu (GSubprocess *proc)
+weak_ref_free (gpointer data)
 {
-  g_subprocess_send_signal (proc, SIGKILL);
-  g_subprocess_wait (proc, NULL, NULL);
-  g_object_unref (proc);
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+static guint
+count_dir (const gchar *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  if (dir == NULL)
+    return 0;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  g_dir_close (dir);
+  return n;
 }
 
 /* The SFU is killed and restarted mid-call: both connections rejoin, the
- * publisher republishes, and decoded media resumes on the same pads. */
+ * publisher republishes, and decoded media resumes on the same pads; the
+ * webrtcbins of the first session are finalized (no leak per rejoin). */
 GST_START_TEST (test_sfu_restart)
 {
   g_autofree gchar *room = lkt_random_room ("restart");
-  g_autofree gchar *url
-      = g_strdup_printf ("ws://127.0.0.1:%d", RESTART_HTTP_PORT);
+  g_autofree gchar *url = NULL;
   const gchar *key = "restartkey";
   const gchar *secret = "restart-secret-0123456789abcdef0123456789";
   GstElement *pipeline = gst_pipeline_new (NULL);
-  GSubprocess *sfu = start_own_sfu (key, secret);
+  g_autoptr (GPtrArray) weak = g_ptr_array_new_with_free_func (weak_ref_free);
+  SfuPorts ports;
   LkConnection *pub, *sub;
   Media m;
   gint before, reconnects = 0;
   gint64 restarted, resumed_ms;
 
+  ports.http = free_port (G_SOCKET_TYPE_STREAM);
+  ports.tcp = free_port (G_SOCKET_TYPE_STREAM);
+  ports.udp = free_port (G_SOCKET_TYPE_DATAGRAM);
+  url = g_strdup_printf ("ws://127.0.0.1:%u", ports.http);
+  start_own_sfu (&ports, key, secret);
   lkt_media_init (&m, pipeline);
   pub = lkt_make_connection ("pub", url, key, secret, "alice-r", room);
   sub = lkt_make_connection ("sub", url, key, secret, "bob-r", room);
@@ -262,21 +401,24 @@ GST_START_TEST (test_sfu_restart)
   lk_connection_connect (sub);
   WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) >= 15, 30);
   fail_unless (g_atomic_int_get (&m.video_good) >= 15);
+  watch_webrtcbins (pub, weak);
+  watch_webrtcbins (sub, weak);
 
-  stop_own_sfu (sfu);
+  stop_own_sfu ();
   g_usleep (G_USEC_PER_SEC);
-  sfu = start_own_sfu (key, secret);
+  start_own_sfu (&ports, key, secret);
   restarted = g_get_monotonic_time ();
   before = g_atomic_int_get (&m.video_good);
   WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) > before, 20);
   resumed_ms = (g_get_monotonic_time () - restarted) / 1000;
   WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) >= before + 15, 20);
   g_object_get (sub, "reconnects", &reconnects, NULL);
+  WAIT_FOR (pipeline, count_alive (weak) == 0, 5);
   g_print ("SFU restart: decoded media resumed %" G_GINT64_FORMAT " ms after "
            "the restart (%d good frames since), %d rejoins, %d tracks "
-           "announced\n",
+           "announced, %d webrtcbins of the first session alive\n",
       resumed_ms, g_atomic_int_get (&m.video_good) - before, reconnects,
-      m.tracks);
+      m.tracks, count_alive (weak));
   fail_unless (resumed_ms <= 10000,
       "media resumed after %" G_GINT64_FORMAT " ms", resumed_ms);
   fail_unless (g_atomic_int_get (&m.video_good) >= before + 15,
@@ -284,8 +426,64 @@ GST_START_TEST (test_sfu_restart)
   fail_unless (reconnects >= 1);
   /* the same pads carry the media again: no new track-added */
   fail_unless_equals_int (m.tracks, 2);
+  /* the replaced webrtcbins are gone (they leaked before) */
+  fail_unless_equals_int (count_alive (weak), 0);
   lkt_stop_pipeline (pipeline);
-  stop_own_sfu (sfu);
+  stop_own_sfu ();
+  lkt_media_clear (&m);
+}
+
+GST_END_TEST;
+
+/* Connect, disconnect and connect again, several times: every session's
+ * webrtcbins are finalized (threads, sockets and fds with them). */
+GST_START_TEST (test_connect_cycles_no_leak)
+{
+  g_autofree gchar *room = lkt_random_room ("cycles");
+  const gchar *url = stack_env_get ("MATRIXRTC_SFU_A_URL");
+  const gchar *key = stack_env_get ("MATRIXRTC_SFU_A_KEY");
+  const gchar *secret = stack_env_get ("MATRIXRTC_SFU_A_SECRET");
+  GstElement *pipeline = gst_pipeline_new (NULL);
+  LkConnection *pub, *sub;
+  Media m;
+  guint threads[3] = { 0 }, fds[3] = { 0 };
+  gint cycle;
+
+  lkt_media_init (&m, pipeline);
+  pub = lkt_make_connection ("pub", url, key, secret, "alice-cyc", room);
+  sub = lkt_make_connection ("sub", url, key, secret, "bob-cyc", room);
+  gst_bin_add_many (
+      GST_BIN (pipeline), GST_ELEMENT (pub), GST_ELEMENT (sub), NULL);
+  g_signal_connect (sub, "track-added", G_CALLBACK (lkt_on_track_added), &m);
+  lkt_add_publisher_media (pipeline, pub, TRUE, FALSE, NULL);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  for (cycle = 0; cycle < 3; cycle++) {
+    g_autoptr (GPtrArray) weak = g_ptr_array_new_with_free_func (weak_ref_free);
+    gint before = g_atomic_int_get (&m.video_good);
+
+    lk_connection_connect (pub);
+    lk_connection_connect (sub);
+    WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) >= before + 10, 30);
+    fail_unless (g_atomic_int_get (&m.video_good) >= before + 10,
+        "cycle %d: no media", cycle);
+    watch_webrtcbins (pub, weak);
+    watch_webrtcbins (sub, weak);
+    lk_connection_disconnect (pub);
+    lk_connection_disconnect (sub);
+    WAIT_FOR (pipeline, count_alive (weak) == 0, 5);
+    fail_unless_equals_int (count_alive (weak), 0);
+    threads[cycle] = count_dir ("/proc/self/task");
+    fds[cycle] = count_dir ("/proc/self/fd");
+  }
+  g_print ("connect/disconnect cycles: all webrtcbins finalized; threads "
+           "%u %u %u, fds %u %u %u after each cycle\n",
+      threads[0], threads[1], threads[2], fds[0], fds[1], fds[2]);
+  /* a leaked session kept 3 threads and 17 fds */
+  fail_unless (threads[2] <= threads[0] + 2, "threads grow: %u -> %u",
+      threads[0], threads[2]);
+  fail_unless (fds[2] <= fds[0] + 6, "fds grow: %u -> %u", fds[0], fds[2]);
+  lkt_stop_pipeline (pipeline);
   lkt_media_clear (&m);
 }
 
@@ -571,9 +769,10 @@ GST_START_TEST (test_bad_token)
 GST_END_TEST;
 
 static GstPadProbeReturn
-drop_all_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+count_buffers_probe (GstPad *pad, GstPadProbeInfo *info, gint *count)
 {
-  return GST_PAD_PROBE_DROP;
+  g_atomic_int_inc (count);
+  return GST_PAD_PROBE_OK;
 }
 
 /* Tracks added to, muted on and removed from a connected publisher: webrtcbin
@@ -592,7 +791,7 @@ GST_START_TEST (test_add_and_remove_track)
   GstCaps *opus;
   Events ev = { 0 };
   Media m;
-  gint audio_before;
+  gint audio_before, pushed = 0, pushed_before;
 
   lkt_media_init (&m, pipeline);
   pub = lkt_make_connection ("pub", url, key, secret, "alice-t", room);
@@ -644,29 +843,247 @@ GST_START_TEST (test_add_and_remove_track)
   fail_unless_equals_int (g_atomic_int_get (&ev.muted), 1);
   fail_unless_equals_int (g_atomic_int_get (&ev.unmuted), 1);
 
-  /* stop the camera: the subscriber loses that track, audio goes on */
+  /* stop the camera while its payloader keeps streaming into the pad: the
+   * subscriber loses that track, audio goes on, and the camera's upstream
+   * never sees not-linked (lkt_check_bus fails on any error) */
   vpad = gst_element_get_static_pad (GST_ELEMENT (pub), "sink_0");
   fail_unless (vpad != NULL);
   peer = gst_pad_get_peer (vpad);
-  gst_pad_add_probe (
-      peer, GST_PAD_PROBE_TYPE_DATA_DOWNSTREAM, drop_all_probe, NULL, NULL);
+  gst_pad_add_probe (peer,
+      GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+      (GstPadProbeCallback)count_buffers_probe, &pushed, NULL);
   lk_connection_remove_track (pub, vpad);
   WAIT_FOR (pipeline, g_atomic_int_get (&ev.tracks_removed) >= 1, 15);
   audio_before = g_atomic_int_get (&m.audio_buffers);
-  WAIT_FOR (
-      pipeline, g_atomic_int_get (&m.audio_buffers) >= audio_before + 50, 10);
+  pushed_before = g_atomic_int_get (&pushed);
+  WAIT_FOR (pipeline,
+      g_atomic_int_get (&m.audio_buffers) >= audio_before + 50
+          && g_atomic_int_get (&pushed) >= pushed_before + 10,
+      10);
   g_print ("add, mute and remove: %d tracks added, %d mute and %d unmute "
-           "events, %d removed, audio %d buffers after the camera stopped\n",
+           "events, %d removed, audio %d buffers and %d camera buffers "
+           "swallowed after the camera stopped\n",
       m.tracks, ev.muted, ev.unmuted, ev.tracks_removed,
-      g_atomic_int_get (&m.audio_buffers) - audio_before);
+      g_atomic_int_get (&m.audio_buffers) - audio_before,
+      g_atomic_int_get (&pushed) - pushed_before);
   fail_unless_equals_int (g_atomic_int_get (&ev.tracks_removed), 1);
   fail_unless (g_atomic_int_get (&m.audio_buffers) >= audio_before + 50);
-  fail_unless (
-      gst_element_get_static_pad (GST_ELEMENT (pub), "sink_0") == NULL);
+  /* the payloader still streams: into the removed track's pad */
+  fail_unless (g_atomic_int_get (&pushed) >= pushed_before + 10);
+  fail_unless (GST_PAD_PARENT (vpad) == GST_ELEMENT (pub));
+  /* unlinked, the pad goes */
+  fail_unless (gst_pad_unlink (peer, vpad));
+  WAIT_FOR (pipeline, GST_PAD_PARENT (vpad) == NULL, 5);
+  fail_unless (GST_PAD_PARENT (vpad) == NULL);
+  {
+    GstPad *gone = gst_element_get_static_pad (GST_ELEMENT (pub), "sink_0");
+    fail_unless (gone == NULL);
+  }
   gst_object_unref (peer);
   gst_object_unref (vpad);
   lkt_stop_pipeline (pipeline);
   lkt_media_clear (&m);
+}
+
+GST_END_TEST;
+
+static void
+on_track_refused (
+    LkConnection *c, const gchar *name, const gchar *reason, gint *refused)
+{
+  GST_INFO ("track %s refused: %s", name, reason);
+  g_atomic_int_inc (refused);
+}
+
+/* A token without canPublish: the server refuses each AddTrackRequest
+ * (RequestResponse NOT_ALLOWED); the connection says so (signal and
+ * warning) instead of stalling silently, and the session stays up. */
+GST_START_TEST (test_publish_refused)
+{
+  g_autofree gchar *room = lkt_random_room ("refused");
+  const gchar *url = stack_env_get ("MATRIXRTC_SFU_A_URL");
+  const gchar *key = stack_env_get ("MATRIXRTC_SFU_A_KEY");
+  const gchar *secret = stack_env_get ("MATRIXRTC_SFU_A_SECRET");
+  GstElement *pipeline = gst_pipeline_new (NULL);
+  LkGrants grants = { FALSE, TRUE, TRUE, TRUE };
+  g_autofree gchar *jwt = NULL;
+  LkConnection *pub;
+  GstBus *bus;
+  GstMessage *msg;
+  gint refused = 0, warnings = 0;
+  gint64 start;
+
+  jwt = lk_token_mint (key, secret, "viewer-only", NULL, room, &grants,
+      g_get_real_time () / G_USEC_PER_SEC, 600, NULL);
+  fail_unless (jwt != NULL);
+  pub = lkt_make_connection ("pub", url, NULL, NULL, NULL, NULL);
+  g_object_set (pub, "token", jwt, NULL);
+  gst_bin_add (GST_BIN (pipeline), GST_ELEMENT (pub));
+  g_signal_connect (
+      pub, "track-refused", G_CALLBACK (on_track_refused), &refused);
+  lkt_add_publisher_media (pipeline, pub, TRUE, FALSE, NULL);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  start = g_get_monotonic_time ();
+  lk_connection_connect (pub);
+  bus = gst_element_get_bus (pipeline);
+  while (g_get_monotonic_time () < start + 15 * G_USEC_PER_SEC
+         && (g_atomic_int_get (&refused) < 2 || warnings < 2)) {
+    /* (lkt_check_bus() would discard the warnings) */
+    msg = gst_bus_timed_pop_filtered (
+        bus, 50 * GST_MSECOND, GST_MESSAGE_WARNING | GST_MESSAGE_ERROR);
+    if (msg != NULL) {
+      GError *err = NULL;
+      if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+        gst_message_parse_error (msg, &err, NULL);
+        fail ("pipeline error: %s", err->message);
+      }
+      gst_message_parse_warning (msg, &err, NULL);
+      if (strstr (err->message, "refused") != NULL)
+        warnings++;
+      g_clear_error (&err);
+      gst_message_unref (msg);
+    }
+  }
+  g_print (
+      "publish refused: %d tracks refused, %d warnings, after %" G_GINT64_FORMAT
+      " ms\n",
+      refused, warnings, (g_get_monotonic_time () - start) / 1000);
+  fail_unless_equals_int (g_atomic_int_get (&refused), 2);
+  fail_unless_equals_int (warnings, 2);
+  /* refused by the server, not by the time-out */
+  fail_unless (g_get_monotonic_time () - start < 9 * G_USEC_PER_SEC);
+  fail_unless_equals_int (
+      lk_connection_get_state (pub), LK_CONNECTION_STATE_CONNECTED);
+  gst_object_unref (bus);
+  lkt_stop_pipeline (pipeline);
+}
+
+GST_END_TEST;
+
+static gchar *
+base64url (const guint8 *data, gsize len)
+{
+  gchar *b64 = g_base64_encode (data, len);
+  gchar *c;
+
+  for (c = b64; *c; c++) {
+    if (*c == '+')
+      *c = '-';
+    else if (*c == '/')
+      *c = '_';
+    else if (*c == '=') {
+      *c = '\0';
+      break;
+    }
+  }
+  return b64;
+}
+
+/* A room-admin JWT for the server API (LkGrants has no roomAdmin). */
+static gchar *
+admin_token (const gchar *key, const gchar *secret, const gchar *room)
+{
+  static const gchar header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autofree gchar *claims = g_strdup_printf (
+      "{\"iss\":\"%s\",\"sub\":\"test-admin\",\"nbf\":%" G_GINT64_FORMAT
+      ",\"exp\":%" G_GINT64_FORMAT
+      ",\"video\":{\"roomAdmin\":true,\"room\":\"%s\"}}",
+      key, now - 10, now + 600, room);
+  g_autofree gchar *h = base64url ((const guint8 *)header, strlen (header));
+  g_autofree gchar *c = base64url ((const guint8 *)claims, strlen (claims));
+  g_autofree gchar *input = g_strconcat (h, ".", c, NULL);
+  GHmac *hmac
+      = g_hmac_new (G_CHECKSUM_SHA256, (const guchar *)secret, strlen (secret));
+  guint8 digest[32];
+  gsize digest_len = sizeof (digest);
+  g_autofree gchar *sig = NULL;
+
+  g_hmac_update (hmac, (const guchar *)input, strlen (input));
+  g_hmac_get_digest (hmac, digest, &digest_len);
+  g_hmac_unref (hmac);
+  sig = base64url (digest, digest_len);
+  return g_strconcat (input, ".", sig, NULL);
+}
+
+typedef struct
+{
+  gchar *sid;
+  gint muted, unmuted;
+} LocalMute;
+
+static void
+on_track_published_sid (
+    LkConnection *c, const gchar *name, const gchar *sid, LocalMute *lm)
+{
+  if (g_str_equal (name, "microphone")) {
+    g_free (lm->sid);
+    lm->sid = g_strdup (sid);
+  }
+}
+
+static void
+on_local_track_muted (LkConnection *c, const gchar *name, const gchar *sid,
+    gboolean muted, LocalMute *lm)
+{
+  g_atomic_int_inc (muted ? &lm->muted : &lm->unmuted);
+}
+
+/* An admin mutes our microphone through the server API: the server tells
+ * us with a mute message (protocol 3 also unpublishes this way), and the
+ * connection reports it. */
+GST_START_TEST (test_server_mute)
+{
+  g_autofree gchar *room = lkt_random_room ("srvmute");
+  const gchar *url = stack_env_get ("MATRIXRTC_SFU_A_URL");
+  const gchar *key = stack_env_get ("MATRIXRTC_SFU_A_KEY");
+  const gchar *secret = stack_env_get ("MATRIXRTC_SFU_A_SECRET");
+  GstElement *pipeline = gst_pipeline_new (NULL);
+  SoupSession *session = soup_session_new ();
+  g_autofree gchar *api = NULL;
+  g_autofree gchar *jwt = NULL;
+  g_autofree gchar *body = NULL;
+  JsonObject *reply;
+  LkConnection *pub;
+  LocalMute lm = { 0 };
+  guint status = 0;
+
+  pub = lkt_make_connection ("pub", url, key, secret, "alice-sm", room);
+  gst_bin_add (GST_BIN (pipeline), GST_ELEMENT (pub));
+  g_signal_connect (
+      pub, "track-published", G_CALLBACK (on_track_published_sid), &lm);
+  g_signal_connect (
+      pub, "local-track-muted", G_CALLBACK (on_local_track_muted), &lm);
+  lkt_add_publisher_media (pipeline, pub, TRUE, FALSE, NULL);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  lk_connection_connect (pub);
+  WAIT_FOR (pipeline, lm.sid != NULL, 20);
+  fail_unless (lm.sid != NULL, "the microphone was not published");
+  /* let the publisher's transport settle before muting */
+  WAIT_FOR (pipeline, FALSE, 1);
+
+  api = g_strdup_printf ("http://%s/twirp/livekit.RoomService/"
+                         "MutePublishedTrack",
+      g_str_has_prefix (url, "ws://") ? url + 5 : url);
+  jwt = admin_token (key, secret, room);
+  body = g_strdup_printf ("{\"room\":\"%s\",\"identity\":\"alice-sm\","
+                          "\"track_sid\":\"%s\",\"muted\":true}",
+      room, lm.sid);
+  reply = http_json (session, "POST", api, jwt, body, &status);
+  fail_unless_equals_int (status, 200);
+  if (reply)
+    json_object_unref (reply);
+  WAIT_FOR (pipeline, g_atomic_int_get (&lm.muted) >= 1, 10);
+  g_print ("server mute: %d mute, %d unmute events for our microphone\n",
+      lm.muted, lm.unmuted);
+  fail_unless_equals_int (g_atomic_int_get (&lm.muted), 1);
+  fail_unless_equals_int (
+      lk_connection_get_state (pub), LK_CONNECTION_STATE_CONNECTED);
+  lkt_stop_pipeline (pipeline);
+  g_object_unref (session);
+  g_free (lm.sid);
 }
 
 GST_END_TEST;
@@ -723,6 +1140,7 @@ lkmedia_suite (void)
 
   if (!stack_env_load (&error))
     g_printerr ("%s\n", error->message);
+  atexit (kill_own_sfu_at_exit);
   suite_add_tcase (s, tc);
   tcase_set_timeout (tc, 90);
   tcase_add_test (tc, test_publish_subscribe);
@@ -730,6 +1148,9 @@ lkmedia_suite (void)
   tcase_add_test (tc, test_encrypted_track);
   tcase_add_test (tc, test_frameenc_end_to_end);
   tcase_add_test (tc, test_sfu_restart);
+  tcase_add_test (tc, test_connect_cycles_no_leak);
+  tcase_add_test (tc, test_publish_refused);
+  tcase_add_test (tc, test_server_mute);
   tcase_add_test (tc, test_token_service);
   tcase_add_test (tc, test_leave_and_new_publisher);
   tcase_add_test (tc, test_bad_token);
