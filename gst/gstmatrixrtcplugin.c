@@ -34,6 +34,9 @@ plugin_init (GstPlugin *plugin)
   ret |= GST_ELEMENT_REGISTER (matrixrtcvp9pay, plugin);
   ret |= GST_ELEMENT_REGISTER (matrixrtch264pay, plugin);
   ret |= GST_ELEMENT_REGISTER (matrixrtch265pay, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcbin, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcsrc, plugin);
+  ret |= GST_ELEMENT_REGISTER (matrixrtcsink, plugin);
   ret = TRUE;
 
   return ret;

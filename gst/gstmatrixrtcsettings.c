@@ -216,6 +216,22 @@ is_matrix_id (const gchar *id, gchar sigil)
          && strlen (id) <= 255;
 }
 
+/* A room id of room version 12 (MSC4291): '!' and the unpadded URL-safe
+ * base64 of the create event's sha256 (43 characters), no server name. */
+static gboolean
+is_hash_room_id (const gchar *id)
+{
+  const gchar *p;
+
+  if (id == NULL || id[0] != '!' || strlen (id) != 44)
+    return FALSE;
+  for (p = id + 1; *p != '\0'; p++) {
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_')
+      return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 gst_matrix_rtc_settings_validate (const GstMatrixRtcSettings *s, GError **error)
 {
@@ -256,7 +272,8 @@ gst_matrix_rtc_settings_validate (const GstMatrixRtcSettings *s, GError **error)
     return settings_error (error,
         "No room set: set the \"room\" property to "
         "a room id (!id:server) or alias (#alias:server)");
-  if (!is_matrix_id (s->room, '!') && !is_matrix_id (s->room, '#'))
+  if (!is_matrix_id (s->room, '!') && !is_matrix_id (s->room, '#')
+      && !is_hash_room_id (s->room))
     return settings_error (error,
         "The \"room\" property is neither a room id "
         "(!id:server) nor an alias (#alias:server): %s",

@@ -33,7 +33,7 @@ MATRIXRTC_TEST_USERS="alice bob carol dave"
 # The Debian packages the build, the tests and the demo need.
 MATRIXRTC_APT_PACKAGES="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev
   libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-nice libnice-dev gstreamer1.0-libav libsoup-3.0-dev libjson-glib-dev libolm-dev
   libssl-dev openssl libprotobuf-c-dev protobuf-c-compiler sqlite3 curl ca-certificates"
 

@@ -282,6 +282,21 @@ GST_START_TEST (test_validation_combinations)
       "stun-server", "stun://127.0.0.1:3478", "turn-server",
       "turns://u:" TEST_SECRET "@127.0.0.1:5349", NULL);
   fail_unless (ready_error (bin) == NULL);
+  /* Room version 12 ids have no server name (MSC4291): '!' and 43
+   * URL-safe base64 characters. */
+  g_object_set (
+      bin, "room", "!JUwK7Uf6maUupulUoAC1E-f0rbnAe26aZsHmPjwFjIw", NULL);
+  fail_unless (ready_error (bin) == NULL);
+  g_object_set (
+      bin, "room", "!JUwK7Uf6maUupulUoAC1E-f0rbnAe26aZsHmPjwFjI", NULL);
+  message = ready_error (bin);
+  fail_unless (message && strstr (message, "neither a room id"));
+  g_free (message);
+  g_object_set (
+      bin, "room", "!JUwK7Uf6maUupulUoAC1E+f0rbnAe26aZsHmPjwFjIw", NULL);
+  message = ready_error (bin);
+  fail_unless (message && strstr (message, "neither a room id"));
+  g_free (message);
   gst_object_unref (bin);
 }
 
