@@ -33,8 +33,9 @@
 #include "gstmatrixrtcvp9pay.h"
 #include "gstmatrixrtcelements.h"
 
+#include "gstmatrixrtcvpxpay.h"
+
 #include <gst/rtp/gstrtpbuffer.h>
-#include <string.h>
 
 GST_DEBUG_CATEGORY_STATIC (gst_matrix_rtc_vp9_pay_debug);
 #define GST_CAT_DEFAULT gst_matrix_rtc_vp9_pay_debug
@@ -83,75 +84,32 @@ gst_matrix_rtc_vp9_pay_set_caps (GstRTPBasePayload *payload, GstCaps *caps)
   return gst_rtp_base_payload_set_outcaps (payload, NULL);
 }
 
+/* I, P, B and E flags, then M=1 and the 15-bit PictureID. */
+static void
+write_vp9_descriptor (
+    guint8 *p, gboolean first, gboolean last, gboolean delta, guint picture_id)
+{
+  p[0] = FLAG_I | (delta ? FLAG_P : 0) | (first ? FLAG_B : 0)
+         | (last ? FLAG_E : 0);
+  p[1] = 0x80 | ((picture_id >> 8) & 0x7f);
+  p[2] = picture_id & 0xff;
+}
+
+/* the frame is encrypted: the encoder's flag says key or delta */
+static gboolean
+vp9_is_delta (const guint8 *data, gsize size, GstBuffer *buffer)
+{
+  return GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+}
+
 static GstFlowReturn
 gst_matrix_rtc_vp9_pay_handle_buffer (
     GstRTPBasePayload *payload, GstBuffer *buffer)
 {
   GstMatrixRtcVp9Pay *self = GST_MATRIX_RTC_VP9_PAY (payload);
-  GstBufferList *list;
-  GstMapInfo map;
-  gsize offset = 0;
-  guint max_chunk, picture_id;
-  gboolean delta;
 
-  if (!gst_buffer_map (buffer, &map, GST_MAP_READ)) {
-    gst_buffer_unref (buffer);
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("cannot map buffer"));
-    return GST_FLOW_ERROR;
-  }
-  if (map.size == 0) {
-    gst_buffer_unmap (buffer, &map);
-    gst_buffer_unref (buffer);
-    return GST_FLOW_OK;
-  }
-  max_chunk = gst_rtp_buffer_calc_payload_len (
-      GST_RTP_BASE_PAYLOAD_MTU (payload), 0, 0);
-  if (max_chunk <= DESCRIPTOR_LEN) {
-    gst_buffer_unmap (buffer, &map);
-    gst_buffer_unref (buffer);
-    GST_ELEMENT_ERROR (self, STREAM, ENCODE, (NULL), ("MTU too small"));
-    return GST_FLOW_ERROR;
-  }
-  max_chunk -= DESCRIPTOR_LEN;
-  /* the frame is encrypted: the encoder's flag says key or delta */
-  delta = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
-  picture_id = (guint)g_atomic_int_get (&self->picture_id);
-
-  list = gst_buffer_list_new_sized (map.size / max_chunk + 1);
-  while (offset < map.size) {
-    guint chunk = MIN (max_chunk, map.size - offset);
-    GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
-    GstBuffer *out;
-    guint8 *p;
-
-    out = gst_rtp_base_payload_allocate_output_buffer (
-        payload, DESCRIPTOR_LEN + chunk, 0, 0);
-    gst_rtp_buffer_map (out, GST_MAP_WRITE, &rtp);
-    p = gst_rtp_buffer_get_payload (&rtp);
-    p[0] = FLAG_I | (delta ? FLAG_P : 0) | (offset == 0 ? FLAG_B : 0)
-           | (offset + chunk == map.size ? FLAG_E : 0);
-    /* M=1, 15-bit PictureID */
-    p[1] = 0x80 | ((picture_id >> 8) & 0x7f);
-    p[2] = picture_id & 0xff;
-    memcpy (p + DESCRIPTOR_LEN, map.data + offset, chunk);
-    offset += chunk;
-    gst_rtp_buffer_set_marker (&rtp, offset == map.size);
-    gst_rtp_buffer_unmap (&rtp);
-
-    GST_BUFFER_PTS (out) = GST_BUFFER_PTS (buffer);
-    GST_BUFFER_DTS (out) = GST_BUFFER_DTS (buffer);
-    GST_BUFFER_DURATION (out) = GST_BUFFER_DURATION (buffer);
-    if (delta)
-      GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DELTA_UNIT);
-    if (gst_buffer_list_length (list) == 0
-        && GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT))
-      GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DISCONT);
-    gst_buffer_list_add (list, out);
-  }
-  g_atomic_int_set (&self->picture_id, (picture_id + 1) & 0x7fff);
-  gst_buffer_unmap (buffer, &map);
-  gst_buffer_unref (buffer);
-  return gst_rtp_base_payload_push_list (payload, list);
+  return gst_matrix_rtc_vpx_pay_fragment (payload, buffer, DESCRIPTOR_LEN,
+      write_vp9_descriptor, vp9_is_delta, &self->picture_id);
 }
 
 static void
