@@ -420,8 +420,13 @@ gst_matrix_rtc_base_bin_class_init (GstMatrixRtcBaseBinClass *klass)
   /**
    * GstMatrixRtcBaseBin:e2ee-mode:
    *
-   * End-to-end encryption of media; auto follows the room as Element Call
-   * does.
+   * End-to-end encryption of media. auto follows Element Call: the
+   * passphrase when #GstMatrixRtcBaseBin:passphrase is set; otherwise,
+   * once the room was joined, per-member Olm keys when the room has
+   * `m.room.encryption`, else none. Local media waits for that decision
+   * and, encrypted without a key yet, is dropped and counted, never sent
+   * in the clear. The mode in force is the `e2ee-mode` field of the call
+   * elements' `stats`.
    */
   g_object_class_install_property (gobject_class, PROP_E2EE_MODE,
       g_param_spec_enum ("e2ee-mode", "E2EE mode",

@@ -21,7 +21,9 @@
  *   video-codec=h264), pre-encoded VP8, H.264 and Opus pass through. Each
  *   pad is a track on our own transport, end-to-end encrypted with
  *   e2ee-mode=per-member (our key goes Olm-encrypted to every member's
- *   device) or with a shared passphrase. EOS on a pad unpublishes its track.
+ *   device) or with a shared passphrase; the default e2ee-mode=auto picks
+ *   the passphrase if set, else per-member keys in an encrypted room, else
+ *   none (stats field `e2ee-mode`). EOS on a pad unpublishes its track.
  * - Source pads `<kind>_<user>_<device>_<source>` (#GstMatrixRtcPad, with
  *   the properties user-id, device-id, member-id, kind and source), one per
  *   remote member and track, carrying decrypted encoded frames (VP8, H.264

@@ -78,6 +78,13 @@ typedef struct
   gboolean decode;
   gboolean joined;
   gboolean eos; /* the streams were ended */
+
+  /* The e2ee mode in force: auto until the call thread resolved it (under
+   * e2ee_lock, signalled on e2ee_cond). */
+  GMutex e2ee_lock;
+  GCond e2ee_cond;
+  GstMatrixRtcE2eeMode e2ee_effective;
+  gboolean e2ee_given_up; /* the call stopped or failed before resolving */
 } GstMatrixRtcCallBinPrivate;
 
 G_DEFINE_ABSTRACT_TYPE_WITH_CODE (GstMatrixRtcCallBin, gst_matrix_rtc_call_bin,
@@ -170,13 +177,92 @@ gst_matrix_rtc_call_bin_get_own_connection (GstMatrixRtcCallBin *self)
   return PRIV (self)->own;
 }
 
-static gboolean
-settings_encrypt (const GstMatrixRtcSettings *s)
+/* The mode the settings give before the room is known: auto stays auto
+ * unless a passphrase decides it. */
+static GstMatrixRtcE2eeMode
+settings_e2ee_mode (const GstMatrixRtcSettings *s)
 {
-  return s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE
-         || s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
-         || (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_AUTO
-             && s->passphrase != NULL && *s->passphrase != '\0');
+  if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_AUTO && s->passphrase != NULL
+      && *s->passphrase != '\0')
+    return GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE;
+  return s->e2ee_mode;
+}
+
+static void
+set_e2ee_mode (
+    GstMatrixRtcCallBin *self, GstMatrixRtcE2eeMode mode, gboolean given_up)
+{
+  GstMatrixRtcCallBinPrivate *priv = PRIV (self);
+
+  g_mutex_lock (&priv->e2ee_lock);
+  priv->e2ee_effective = mode;
+  priv->e2ee_given_up = given_up;
+  g_cond_broadcast (&priv->e2ee_cond);
+  g_mutex_unlock (&priv->e2ee_lock);
+}
+
+GstMatrixRtcE2eeMode
+gst_matrix_rtc_call_bin_get_e2ee_mode (GstMatrixRtcCallBin *self)
+{
+  GstMatrixRtcCallBinPrivate *priv = PRIV (self);
+  GstMatrixRtcE2eeMode mode;
+
+  g_mutex_lock (&priv->e2ee_lock);
+  mode = priv->e2ee_effective;
+  g_mutex_unlock (&priv->e2ee_lock);
+  return mode;
+}
+
+GstMatrixRtcE2eeMode
+gst_matrix_rtc_call_bin_wait_e2ee_mode (
+    GstMatrixRtcCallBin *self, GstPad *pad, guint timeout_ms)
+{
+  GstMatrixRtcCallBinPrivate *priv = PRIV (self);
+  gint64 deadline
+      = g_get_monotonic_time () + timeout_ms * G_TIME_SPAN_MILLISECOND;
+  GstMatrixRtcE2eeMode mode;
+
+  g_mutex_lock (&priv->e2ee_lock);
+  while (priv->e2ee_effective == GST_MATRIX_RTC_E2EE_MODE_AUTO
+         && !priv->e2ee_given_up && (pad == NULL || !GST_PAD_IS_FLUSHING (pad))
+         && g_get_monotonic_time () < deadline) {
+    /* Short steps: a pad going flushing does not signal the condition. */
+    g_cond_wait_until (&priv->e2ee_cond, &priv->e2ee_lock,
+        MIN (
+            deadline, g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND));
+  }
+  mode = priv->e2ee_effective;
+  g_mutex_unlock (&priv->e2ee_lock);
+  return mode;
+}
+
+/* Whether the room has m.room.encryption. */
+static gboolean
+room_is_encrypted (GstMatrixRtcCallBin *self, GError **error)
+{
+  GstMatrixRtcCallBinPrivate *priv = PRIV (self);
+  g_autoptr (JsonArray) state
+      = mrtc_client_get_room_state (priv->client, priv->room_id, error);
+  guint i;
+
+  if (state == NULL)
+    return FALSE;
+  for (i = 0; i < json_array_get_length (state); i++) {
+    JsonNode *node = json_array_get_element (state, i);
+    JsonObject *ev
+        = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+    JsonObject *content = ev != NULL && json_object_has_member (ev, "content")
+                                  && JSON_NODE_HOLDS_OBJECT (
+                                      json_object_get_member (ev, "content"))
+                              ? json_object_get_object_member (ev, "content")
+                              : NULL;
+
+    if (g_strcmp0 (mrtc_json_get_string (ev, "type"), "m.room.encryption") == 0
+        && g_strcmp0 (mrtc_json_get_string (ev, "state_key"), "") == 0
+        && mrtc_json_get_string (content, "algorithm") != NULL)
+      return TRUE;
+  }
+  return FALSE;
 }
 
 void
@@ -186,13 +272,16 @@ gst_matrix_rtc_call_bin_get_media_config (
   GstMatrixRtcSettings s;
 
   gst_matrix_rtc_base_bin_get_settings (GST_MATRIX_RTC_BASE_BIN (self), &s);
+  GstMatrixRtcE2eeMode mode = gst_matrix_rtc_call_bin_get_e2ee_mode (self);
+
   memset (config, 0, sizeof (*config));
   config->decode = gst_matrix_rtc_call_bin_get_decode (self);
-  config->encrypt = settings_encrypt (&s);
-  config->passphrase
-      = config->encrypt && s.e2ee_mode != GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
-            ? g_strdup (s.passphrase)
-            : NULL;
+  /* Still unresolved (the call failed or is slow): encrypt without a key,
+   * which drops and counts rather than sending clear media. */
+  config->encrypt = mode != GST_MATRIX_RTC_E2EE_MODE_NONE;
+  config->passphrase = mode == GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE
+                           ? g_strdup (s.passphrase)
+                           : NULL;
   config->video_bitrate_kbps = s.video_bitrate_kbps;
   config->audio_bitrate_kbps = s.audio_bitrate_kbps;
   config->video_codec = s.video_codec;
@@ -779,14 +868,31 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
   }
   if (!mrtc_client_fetch_versions (priv->client, error))
     return FALSE;
+  priv->room_id = mrtc_client_join_room (priv->client, s->room, error);
+  if (priv->room_id == NULL)
+    return FALSE;
+  /* e2ee-mode=auto as Element Call: a passphrase was resolved at start;
+   * otherwise per-member keys in an encrypted room, else none. The publish
+   * chains wait for this (gst_matrix_rtc_call_bin_wait_e2ee_mode()). */
+  if (priv->settings.e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_AUTO) {
+    GError *state_error = NULL;
+    gboolean encrypted = room_is_encrypted (self, &state_error);
+
+    if (state_error != NULL) {
+      g_propagate_error (error, state_error);
+      return FALSE;
+    }
+    priv->settings.e2ee_mode = encrypted ? GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
+                                         : GST_MATRIX_RTC_E2EE_MODE_NONE;
+  }
+  GST_INFO_OBJECT (self, "e2ee mode in force: %s",
+      gst_matrix_rtc_e2ee_mode_nick (priv->settings.e2ee_mode));
   /* The device's keys go up before the sync loop starts (session start). */
   if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
       && !gst_matrix_rtc_keys_start (
           self, priv->client, s->crypto_store, error))
     return FALSE;
-  priv->room_id = mrtc_client_join_room (priv->client, s->room, error);
-  if (priv->room_id == NULL)
-    return FALSE;
+  set_e2ee_mode (self, s->e2ee_mode, FALSE);
   priv->own_service_url = choose_service (self, error);
   if (priv->own_service_url == NULL)
     return FALSE;
@@ -865,7 +971,7 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
   }
   GST_INFO_OBJECT (self, "our LiveKit identity: %s", priv->own_identity);
   lk_connection_connect (priv->own);
-  if (settings_encrypt (s)) {
+  if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE) {
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (
             GST_OBJECT (self), gst_structure_new ("matrixrtc-key-changed",
@@ -890,6 +996,11 @@ call_setup_cb (gpointer data)
   g_autoptr (GError) error = NULL;
 
   if (!call_setup (self, &error)) {
+    /* Waiting publish chains go on encrypted without a key (dropping). */
+    g_mutex_lock (&PRIV (self)->e2ee_lock);
+    PRIV (self)->e2ee_given_up = TRUE;
+    g_cond_broadcast (&PRIV (self)->e2ee_cond);
+    g_mutex_unlock (&PRIV (self)->e2ee_lock);
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
         ("Could not join the MatrixRTC call: %s", error->message), (NULL));
   }
@@ -916,6 +1027,10 @@ gst_matrix_rtc_call_bin_start (
   GstMatrixRtcCallBinPrivate *priv = PRIV (self);
 
   gst_matrix_rtc_settings_copy (&priv->settings, settings);
+  priv->settings.e2ee_mode = settings_e2ee_mode (&priv->settings);
+  set_e2ee_mode (self, priv->settings.e2ee_mode, FALSE);
+  GST_DEBUG_OBJECT (self, "e2ee mode at start: %s",
+      gst_matrix_rtc_e2ee_mode_nick (priv->settings.e2ee_mode));
   g_rec_mutex_lock (&priv->lock);
   priv->eos = FALSE;
   priv->context = g_main_context_new ();
@@ -959,6 +1074,10 @@ gst_matrix_rtc_call_bin_stop (GstMatrixRtcBaseBin *base)
   gpointer value;
   guint i;
 
+  g_mutex_lock (&priv->e2ee_lock);
+  priv->e2ee_given_up = TRUE;
+  g_cond_broadcast (&priv->e2ee_cond);
+  g_mutex_unlock (&priv->e2ee_lock);
   if (priv->thread != NULL) {
     g_main_context_invoke (priv->context, call_leave_cb, self);
     g_thread_join (priv->thread);
@@ -1157,7 +1276,11 @@ make_stats (GstMatrixRtcCallBin *self)
       G_TYPE_INT, (gint)lk_connection_get_state (priv->own),
       "remote-tracks-current", G_TYPE_UINT, priv->tracks->len,
       "remote-tracks-shown", G_TYPE_UINT, exposed, "published-tracks",
-      G_TYPE_UINT, gst_matrix_rtc_publish_count (self), NULL);
+      G_TYPE_UINT, gst_matrix_rtc_publish_count (self), "e2ee-mode",
+      G_TYPE_STRING,
+      gst_matrix_rtc_e2ee_mode_nick (
+          gst_matrix_rtc_call_bin_get_e2ee_mode (self)),
+      NULL);
   g_hash_table_iter_init (&iter, priv->counters);
   while (g_hash_table_iter_next (&iter, &key, &value))
     gst_structure_set (s, key, G_TYPE_UINT, GPOINTER_TO_UINT (value), NULL);
@@ -1238,6 +1361,8 @@ gst_matrix_rtc_call_bin_finalize (GObject *object)
   g_hash_table_unref (priv->counters);
   gst_matrix_rtc_settings_clear (&priv->settings);
   g_rec_mutex_clear (&priv->lock);
+  g_mutex_clear (&priv->e2ee_lock);
+  g_cond_clear (&priv->e2ee_cond);
   G_OBJECT_CLASS (gst_matrix_rtc_call_bin_parent_class)->finalize (object);
 }
 
@@ -1272,7 +1397,8 @@ gst_matrix_rtc_call_bin_class_init (GstMatrixRtcCallBinClass *klass)
    *
    * A snapshot of the call: joined, members, connections (SFUs),
    * own-connection-state, remote-tracks-current, remote-tracks-shown,
-   * published-tracks, and counters (remote-tracks, decrypt-failures,
+   * published-tracks, e2ee-mode (the mode in force: "auto" until the room
+   * was checked, then "none", "per-member" or "passphrase"), and counters (remote-tracks, decrypt-failures,
    * transport-failures, ...).
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
@@ -1288,6 +1414,9 @@ gst_matrix_rtc_call_bin_init (GstMatrixRtcCallBin *self)
   GstMatrixRtcCallBinPrivate *priv = PRIV (self);
 
   g_rec_mutex_init (&priv->lock);
+  g_mutex_init (&priv->e2ee_lock);
+  g_cond_init (&priv->e2ee_cond);
+  priv->e2ee_effective = GST_MATRIX_RTC_E2EE_MODE_AUTO;
   priv->connections = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, gst_object_unref);
   priv->members = g_hash_table_new_full (

@@ -127,6 +127,15 @@ void gst_matrix_rtc_call_bin_finish (GstMatrixRtcCallBin *self, guint32 seqnum);
 gboolean gst_matrix_rtc_call_bin_run_later (GstMatrixRtcCallBin *self, guint ms,
     GSourceFunc func, gpointer data, GDestroyNotify notify);
 
+/* The e2ee mode in force: #GST_MATRIX_RTC_E2EE_MODE_AUTO until the call
+ * thread checked the room (e2ee-mode=auto without a passphrase). */
+GstMatrixRtcE2eeMode gst_matrix_rtc_call_bin_get_e2ee_mode (
+    GstMatrixRtcCallBin *self);
+/* Waits up to @timeout_ms for the mode to be resolved, or until @pad (if
+ * any) flushes or the call stops or fails; returns the mode then. */
+GstMatrixRtcE2eeMode gst_matrix_rtc_call_bin_wait_e2ee_mode (
+    GstMatrixRtcCallBin *self, GstPad *pad, guint timeout_ms);
+
 /* Counts for the "stats" property. */
 void gst_matrix_rtc_call_bin_count (
     GstMatrixRtcCallBin *self, const gchar *counter);

@@ -204,7 +204,17 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
   gint width = 0, height = 0;
   gboolean ok = TRUE, h264 = FALSE, audio = g_str_has_prefix (name, "audio/");
 
+  /* e2ee-mode=auto is resolved on the call thread once the room is known;
+   * the chain (encryptor, payloader, track flag) depends on it. */
+  if (gst_matrix_rtc_call_bin_wait_e2ee_mode (self, t->sinkpad, 30000)
+      == GST_MATRIX_RTC_E2EE_MODE_AUTO)
+    GST_WARNING_OBJECT (self,
+        "e2ee mode still unresolved for %s: publishing "
+        "encrypted without a key (frames dropped)",
+        t->kind);
   gst_matrix_rtc_call_bin_get_media_config (self, &config);
+  GST_DEBUG_OBJECT (
+      self, "building the %s chain, encrypted: %d", t->kind, config.encrypt);
   gst_structure_get_int (s, "width", &width);
   gst_structure_get_int (s, "height", &height);
 

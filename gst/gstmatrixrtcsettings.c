@@ -37,6 +37,22 @@ gst_matrix_rtc_membership_format_get_type (void)
   return type;
 }
 
+const gchar *
+gst_matrix_rtc_e2ee_mode_nick (GstMatrixRtcE2eeMode mode)
+{
+  switch (mode) {
+    case GST_MATRIX_RTC_E2EE_MODE_AUTO:
+      return "auto";
+    case GST_MATRIX_RTC_E2EE_MODE_NONE:
+      return "none";
+    case GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER:
+      return "per-member";
+    case GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE:
+      return "passphrase";
+  }
+  return "unknown";
+}
+
 GType
 gst_matrix_rtc_e2ee_mode_get_type (void)
 {

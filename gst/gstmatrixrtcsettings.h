@@ -73,6 +73,8 @@ GType gst_matrix_rtc_membership_format_get_type (void);
   (gst_matrix_rtc_membership_format_get_type ())
 GType gst_matrix_rtc_e2ee_mode_get_type (void);
 #define GST_TYPE_MATRIX_RTC_E2EE_MODE (gst_matrix_rtc_e2ee_mode_get_type ())
+/* The mode's nick ("auto", "none", "per-member", "passphrase"). */
+const gchar *gst_matrix_rtc_e2ee_mode_nick (GstMatrixRtcE2eeMode mode);
 GType gst_matrix_rtc_video_codec_get_type (void);
 #define GST_TYPE_MATRIX_RTC_VIDEO_CODEC (gst_matrix_rtc_video_codec_get_type ())
 

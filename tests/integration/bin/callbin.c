@@ -17,12 +17,79 @@
 
 #include <gst/check/gstcheck.h>
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
 #include <signal.h>
+#include <string.h>
 
 #include "callutil.h"
 #include "stackenv.h"
 
 #define PASSPHRASE "correct horse battery staple"
+
+/* A JSON request to the homeserver, expecting 200. */
+static JsonObject *
+hs_request (const gchar *path, const gchar *token, const gchar *body)
+{
+  g_autofree gchar *url
+      = g_strconcat (stack_env_get ("MATRIXRTC_HS_URL"), path, NULL);
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
+  g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+
+  fail_unless (msg != NULL, "bad URL %s", url);
+  if (token != NULL) {
+    g_autofree gchar *auth = g_strdup_printf ("Bearer %s", token);
+    soup_message_headers_replace (
+        soup_message_get_request_headers (msg), "Authorization", auth);
+  }
+  soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+  reply = soup_session_send_and_read (session, msg, NULL, &error);
+  fail_unless (reply != NULL, "%s: %s", path, error ? error->message : "?");
+  fail_unless_equals_int (soup_message_get_status (msg), 200);
+  fail_unless (json_parser_load_from_data (
+      parser, g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), NULL));
+  root = json_parser_get_root (parser);
+  fail_unless (root != NULL && JSON_NODE_HOLDS_OBJECT (root));
+  return json_object_ref (json_node_get_object (root));
+}
+
+/* As call_create_room(), with m.room.encryption (Megolm) from the start. */
+static gchar *
+create_encrypted_room (const gchar *user_id, const gchar *password)
+{
+  g_autofree gchar *body = g_strdup_printf (
+      "{\"type\":\"m.login.password\",\"identifier\":{\"type\":\"m.id.user\","
+      "\"user\":\"%s\"},\"password\":\"%s\"}",
+      user_id, password);
+  g_autoptr (JsonObject) login = NULL, room = NULL;
+
+  login = hs_request ("/_matrix/client/v3/login", NULL, body);
+  room = hs_request ("/_matrix/client/v3/createRoom",
+      json_object_get_string_member (login, "access_token"),
+      "{\"preset\":\"public_chat\",\"power_level_content_override\":"
+      "{\"events\":{\"org.matrix.msc3401.call.member\":0}},"
+      "\"initial_state\":[{\"type\":\"m.room.encryption\",\"state_key\":"
+      "\"\",\"content\":{\"algorithm\":\"m.megolm.v1.aes-sha2\"}}]}");
+  return g_strdup (json_object_get_string_member (room, "room_id"));
+}
+
+static gchar *
+stats_string (CallPeer *peer, const gchar *field)
+{
+  GstStructure *stats = NULL;
+  gchar *value;
+
+  g_object_get (peer->call, "stats", &stats, NULL);
+  fail_unless (stats != NULL);
+  value = g_strdup (gst_structure_get_string (stats, field));
+  gst_structure_free (stats);
+  return value;
+}
 
 static gboolean
 sees (CallPeer *peer, const gchar *user_id, gint frames, gint audio)
@@ -44,18 +111,23 @@ print_counts (const gchar *what, CallPeer *peer, const gchar *user_id)
 }
 
 /* Two matrixrtcbin pipelines in one call see each other's media decoded;
- * when one leaves, the other's pads for it go away. */
+ * when one leaves, the other's pads for it go away. @e2ee_mode -1: auto
+ * (the default) in a room with m.room.encryption, which means per-member
+ * keys. */
 static void
 run_two_bins (gint e2ee_mode, gint membership_format)
 {
   g_autofree gchar *creator_pw = NULL;
   g_autofree gchar *creator = call_register_user ("bin-owner", &creator_pw);
-  g_autofree gchar *room = call_create_room (creator, creator_pw);
+  g_autofree gchar *room = e2ee_mode == -1
+                               ? create_encrypted_room (creator, creator_pw)
+                               : call_create_room (creator, creator_pw);
   const gchar *jwt = stack_env_get ("MATRIXRTC_JWT_A_URL");
   CallPeer *a, *b;
   gint64 start;
   MemberCounts c;
-  gboolean passphrase = e2ee_mode == 3, encrypted = e2ee_mode >= 2;
+  gboolean auto_mode = e2ee_mode == -1;
+  gboolean passphrase = e2ee_mode == 3, encrypted = e2ee_mode >= 2 || auto_mode;
 
   if (passphrase) {
     a = call_peer_new ("matrixrtcbin", "bin-a", room, jwt, TRUE, "e2ee-mode", 3,
@@ -67,6 +139,9 @@ run_two_bins (gint e2ee_mode, gint membership_format)
         "matrixrtcbin", "bin-a", room, jwt, TRUE, "e2ee-mode", 2, NULL);
     b = call_peer_new (
         "matrixrtcbin", "bin-b", room, jwt, TRUE, "e2ee-mode", 2, NULL);
+  } else if (auto_mode) {
+    a = call_peer_new ("matrixrtcbin", "bin-a", room, jwt, TRUE, NULL);
+    b = call_peer_new ("matrixrtcbin", "bin-b", room, jwt, TRUE, NULL);
   } else {
     a = call_peer_new ("matrixrtcbin", "bin-a", room, jwt, TRUE,
         "membership-format", membership_format, NULL);
@@ -78,10 +153,11 @@ run_two_bins (gint e2ee_mode, gint membership_format)
   call_peer_start (b);
   CALL_WAIT (
       sees (a, b->user_id, 20, 50) && sees (b, a->user_id, 20, 50), 40, a, b);
-  g_print ("%s%s: both see each other after %" G_GINT64_FORMAT " ms\n",
+  g_print ("%s%s%s: both see each other after %" G_GINT64_FORMAT " ms\n",
       passphrase  ? "passphrase"
       : encrypted ? "per-member keys"
                   : "clear",
+      auto_mode ? " (e2ee-mode=auto, encrypted room)" : "",
       membership_format == 1 ? " (legacy membership)" : "",
       (g_get_monotonic_time () - start) / 1000);
   print_counts ("A sees B", a, b->user_id);
@@ -112,6 +188,16 @@ run_two_bins (gint e2ee_mode, gint membership_format)
     fail_unless (failures <= 2, "%u decrypt failures", failures);
     /* and the frames were encrypted on the wire */
     fail_unless_equals_int (encrypted_tracks, 2);
+  }
+  {
+    g_autofree gchar *mode_a = stats_string (a, "e2ee-mode");
+    g_autofree gchar *mode_b = stats_string (b, "e2ee-mode");
+
+    g_print ("e2ee mode in force: A %s, B %s\n", mode_a, mode_b);
+    fail_unless_equals_string (mode_a, passphrase  ? "passphrase"
+                                       : encrypted ? "per-member"
+                                                   : "none");
+    fail_unless_equals_string (mode_b, mode_a);
   }
 
   /* B leaves (PLAYING -> NULL sends its leave): A drops B's pads. */
@@ -161,6 +247,15 @@ GST_END_TEST;
 
 /* matrixrtcsrc member=...: black while the member is absent, its camera
  * while present, black again after it left; the pads never go away. */
+/* e2ee-mode left at auto in a room with m.room.encryption: per-member keys,
+ * as Element Call (the publish chains wait for the room check). */
+GST_START_TEST (test_two_bins_auto_encrypted_room)
+{
+  run_two_bins (-1, 0);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_src_member)
 {
   g_autofree gchar *creator_pw = NULL;
@@ -344,6 +439,7 @@ callbin_suite (void)
   tcase_add_test (tc, test_two_bins_legacy);
   tcase_add_test (tc, test_two_bins_passphrase);
   tcase_add_test (tc, test_two_bins_per_member);
+  tcase_add_test (tc, test_two_bins_auto_encrypted_room);
   tcase_add_test (tc, test_src_member);
   tcase_add_test (tc, test_two_sfus);
   tcase_add_test (tc, test_eos_unpublishes);
