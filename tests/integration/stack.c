@@ -104,36 +104,14 @@ hs_url (const gchar *path)
 static gchar *
 register_user (const gchar *prefix, const gchar *password)
 {
-  g_autofree gchar *url = hs_url ("/_synapse/admin/v1/register");
   g_autofree gchar *username
       = g_strdup_printf ("%s-%08x", prefix, g_random_int ());
-  const gchar *secret = stack_env_get ("MATRIXRTC_REGISTRATION_SECRET");
-  g_autoptr (JsonNode) nonce_reply = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  g_autoptr (GHmac) hmac = NULL;
-  g_autofree gchar *body = NULL;
-  const gchar *nonce;
-  guint status;
+  g_autoptr (GError) error = NULL;
+  gchar *user_id = stack_env_register_user (username, password, &error);
 
-  nonce_reply = http_json ("GET", url, NULL, NULL, &status);
-  fail_unless_equals_int (status, 200);
-  nonce = member_string (nonce_reply, "nonce");
-
-  hmac = g_hmac_new (G_CHECKSUM_SHA1, (const guchar *)secret, strlen (secret));
-  g_hmac_update (hmac, (const guchar *)nonce, strlen (nonce));
-  g_hmac_update (hmac, (const guchar *)"", 1);
-  g_hmac_update (hmac, (const guchar *)username, strlen (username));
-  g_hmac_update (hmac, (const guchar *)"", 1);
-  g_hmac_update (hmac, (const guchar *)password, strlen (password));
-  g_hmac_update (hmac, (const guchar *)"", 1);
-  g_hmac_update (hmac, (const guchar *)"notadmin", 8);
-
-  body = g_strdup_printf ("{\"nonce\":\"%s\",\"username\":\"%s\","
-                          "\"password\":\"%s\",\"admin\":false,\"mac\":\"%s\"}",
-      nonce, username, password, g_hmac_get_string (hmac));
-  reply = http_json ("POST", url, NULL, body, &status);
-  fail_unless_equals_int (status, 200);
-  return g_strdup (member_string (reply, "user_id"));
+  fail_unless (user_id != NULL, "registering %s: %s", username,
+      error ? error->message : "?");
+  return user_id;
 }
 
 static TestUser *

@@ -26,6 +26,12 @@ const gchar *stack_env_get (const gchar *key);
 /* The value of @key, or NULL. */
 const gchar *stack_env_lookup (const gchar *key);
 
+/* Registers the user @localpart with @password through Synapse's
+ * shared-secret admin API (MATRIXRTC_REGISTRATION_SECRET); returns its user
+ * id, or NULL with @error set. */
+gchar *stack_env_register_user (
+    const gchar *localpart, const gchar *password, GError **error);
+
 G_END_DECLS
 
 #endif /* __MATRIXRTC_STACK_ENV_H__ */

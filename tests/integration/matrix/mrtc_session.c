@@ -63,47 +63,15 @@ register_user (const gchar *prefix)
 {
   static gint counter;
   TestUser *u = g_new0 (TestUser, 1);
-  const gchar *secret = stack_env_get ("MATRIXRTC_REGISTRATION_SECRET");
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) nonce_resp = NULL;
-  g_autoptr (JsonNode) reg = NULL;
-  g_autofree gchar *mac_input = NULL, *mac = NULL;
-  const gchar *nonce;
-  MrtcRequest *req;
-  JsonObject *body;
-  gsize len;
+  g_autofree gchar *user_id = NULL;
 
   u->client = new_client ();
   u->localpart = g_strdup_printf ("%s%" G_GINT64_FORMAT "n%d", prefix,
       g_get_real_time (), g_atomic_int_add (&counter, 1));
   u->password = g_uuid_string_random ();
-
-  req = mrtc_request_new ("GET", "/_synapse/admin/v1/register");
-  req->no_auth = TRUE;
-  nonce_resp = mrtc_client_call (u->client, req, &error);
-  fail_unless (
-      nonce_resp != NULL, "admin register: %s", error ? error->message : "");
-  nonce = json_object_get_string_member (
-      json_node_get_object (nonce_resp), "nonce");
-  /* mac = HMAC-SHA1(secret, nonce\0user\0password\0notadmin) */
-  mac_input = g_strdup_printf (
-      "%s%c%s%c%s%cnotadmin", nonce, 0, u->localpart, 0, u->password, 0);
-  len = strlen (nonce) + strlen (u->localpart) + strlen (u->password) + 11;
-  mac = g_compute_hmac_for_data (G_CHECKSUM_SHA1, (const guchar *)secret,
-      strlen (secret), (const guchar *)mac_input, len);
-
-  req = mrtc_request_new ("POST", "/_synapse/admin/v1/register");
-  req->no_auth = TRUE;
-  req->secret_body = TRUE;
-  body = json_object_new ();
-  json_object_set_string_member (body, "nonce", nonce);
-  json_object_set_string_member (body, "username", u->localpart);
-  json_object_set_string_member (body, "password", u->password);
-  json_object_set_boolean_member (body, "admin", FALSE);
-  json_object_set_string_member (body, "mac", mac);
-  mrtc_request_set_body_object (req, body);
-  reg = mrtc_client_call (u->client, req, &error);
-  fail_unless (reg != NULL, "register %s: %s", u->localpart,
+  user_id = stack_env_register_user (u->localpart, u->password, &error);
+  fail_unless (user_id != NULL, "register %s: %s", u->localpart,
       error ? error->message : "");
 
   fail_unless (mrtc_client_login_password (

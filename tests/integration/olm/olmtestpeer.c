@@ -189,48 +189,15 @@ olm_test_register_user (
     const gchar *prefix, gchar **localpart, gchar **password)
 {
   static gint counter;
-  MrtcClient *admin = olm_test_admin_client ();
-  const gchar *secret = stack_env_get ("MATRIXRTC_REGISTRATION_SECRET");
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) nonce_resp = NULL;
-  g_autoptr (JsonNode) reg = NULL;
-  g_autofree gchar *mac_input = NULL, *mac = NULL;
-  const gchar *nonce;
-  MrtcRequest *req;
-  JsonObject *body;
-  gsize len;
+  gchar *user_id;
 
   *localpart = g_strdup_printf ("%s%" G_GINT64_FORMAT "n%d", prefix,
       g_get_real_time (), g_atomic_int_add (&counter, 1));
   *password = g_uuid_string_random ();
-
-  req = mrtc_request_new ("GET", "/_synapse/admin/v1/register");
-  req->no_auth = TRUE;
-  nonce_resp = mrtc_client_call (admin, req, &error);
+  user_id = stack_env_register_user (*localpart, *password, &error);
   g_assert_no_error (error);
-  nonce = json_object_get_string_member (
-      json_node_get_object (nonce_resp), "nonce");
-  /* mac = HMAC-SHA1(secret, nonce\0user\0password\0notadmin) */
-  mac_input = g_strdup_printf (
-      "%s%c%s%c%s%cnotadmin", nonce, 0, *localpart, 0, *password, 0);
-  len = strlen (nonce) + strlen (*localpart) + strlen (*password) + 11;
-  mac = g_compute_hmac_for_data (G_CHECKSUM_SHA1, (const guchar *)secret,
-      strlen (secret), (const guchar *)mac_input, len);
-
-  req = mrtc_request_new ("POST", "/_synapse/admin/v1/register");
-  req->no_auth = TRUE;
-  req->secret_body = TRUE;
-  body = json_object_new ();
-  json_object_set_string_member (body, "nonce", nonce);
-  json_object_set_string_member (body, "username", *localpart);
-  json_object_set_string_member (body, "password", *password);
-  json_object_set_boolean_member (body, "admin", FALSE);
-  json_object_set_string_member (body, "mac", mac);
-  mrtc_request_set_body_object (req, body);
-  reg = mrtc_client_call (admin, req, &error);
-  g_assert_no_error (error);
-  return g_strdup (
-      json_object_get_string_member (json_node_get_object (reg), "user_id"));
+  return user_id;
 }
 
 /* ------------------------------------------------------------------------ */
