@@ -186,8 +186,12 @@ add_signals (JsonBuilder *b, GType type)
   json_builder_end_object (b);
 }
 
+/* Pad templates; a template whose pads are of a subclass of #GstPad names
+ * it in "type", and the type goes to @pad_types for "other-types", as in
+ * GStreamer's own cache. */
 static void
-add_pad_templates (JsonBuilder *b, GstElementFactory *factory)
+add_pad_templates (JsonBuilder *b, GstElementFactory *factory,
+    GstElementClass *element_class, GHashTable *pad_types)
 {
   const GList *l;
 
@@ -196,6 +200,7 @@ add_pad_templates (JsonBuilder *b, GstElementFactory *factory)
   for (l = gst_element_factory_get_static_pad_templates (factory); l;
        l = l->next) {
     GstStaticPadTemplate *t = l->data;
+    GstPadTemplate *templ;
     GstCaps *caps = gst_static_caps_get (&t->static_caps);
     gchar *caps_str = gst_caps_to_string (caps);
 
@@ -213,6 +218,16 @@ add_pad_templates (JsonBuilder *b, GstElementFactory *factory)
                                       : t->presence == GST_PAD_SOMETIMES
                                           ? "sometimes"
                                           : "request");
+    templ
+        = gst_element_class_get_pad_template (element_class, t->name_template);
+    if (templ != NULL && GST_PAD_TEMPLATE_GTYPE (templ) != G_TYPE_NONE
+        && GST_PAD_TEMPLATE_GTYPE (templ) != GST_TYPE_PAD) {
+      GType pad_type = GST_PAD_TEMPLATE_GTYPE (templ);
+
+      json_builder_set_member_name (b, "type");
+      json_builder_add_string_value (b, g_type_name (pad_type));
+      g_hash_table_add (pad_types, GSIZE_TO_POINTER (pad_type));
+    }
     json_builder_end_object (b);
     g_free (caps_str);
     gst_caps_unref (caps);
@@ -221,7 +236,7 @@ add_pad_templates (JsonBuilder *b, GstElementFactory *factory)
 }
 
 static void
-add_element (JsonBuilder *b, GstElementFactory *factory)
+add_element (JsonBuilder *b, GstElementFactory *factory, GHashTable *pad_types)
 {
   GstPluginFeature *loaded
       = gst_plugin_feature_load (GST_PLUGIN_FEATURE (factory));
@@ -258,7 +273,7 @@ add_element (JsonBuilder *b, GstElementFactory *factory)
     json_builder_add_string_value (b, g_type_name (ifaces[i]));
   g_free (ifaces);
   json_builder_end_array (b);
-  add_pad_templates (b, f);
+  add_pad_templates (b, f, GST_ELEMENT_CLASS (klass), pad_types);
   /* Properties and signals of the element's own classes and of this
    * package's base classes; those of GStreamer's are documented upstream. */
   add_properties (b, klass, type);
@@ -271,6 +286,46 @@ add_element (JsonBuilder *b, GstElementFactory *factory)
   gst_object_unref (loaded);
 }
 
+static gint
+compare_type_names (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (
+      g_type_name (GPOINTER_TO_SIZE (a)), g_type_name (GPOINTER_TO_SIZE (b)));
+}
+
+/* "other-types": the pad classes the elements' templates name, with their
+ * hierarchy and own properties. */
+static void
+add_other_types (JsonBuilder *b, GHashTable *pad_types)
+{
+  GList *types
+      = g_list_sort (g_hash_table_get_keys (pad_types), compare_type_names);
+  GList *l;
+
+  json_builder_set_member_name (b, "other-types");
+  json_builder_begin_object (b);
+  for (l = types; l; l = l->next) {
+    GType type = GPOINTER_TO_SIZE (l->data);
+    GObjectClass *klass = g_type_class_ref (type);
+    GType t;
+
+    json_builder_set_member_name (b, g_type_name (type));
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "hierarchy");
+    json_builder_begin_array (b);
+    for (t = type; t != 0; t = g_type_parent (t))
+      json_builder_add_string_value (b, g_type_name (t));
+    json_builder_end_array (b);
+    json_builder_set_member_name (b, "kind");
+    json_builder_add_string_value (b, "object");
+    add_properties (b, klass, type);
+    json_builder_end_object (b);
+    g_type_class_unref (klass);
+  }
+  json_builder_end_object (b);
+  g_list_free (types);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -279,6 +334,7 @@ main (int argc, char **argv)
   JsonNode *root;
   GstPlugin *plugin;
   GList *features, *l;
+  GHashTable *pad_types = g_hash_table_new (NULL, NULL);
   gchar *out;
 
   gst_init (&argc, &argv);
@@ -313,10 +369,12 @@ main (int argc, char **argv)
   features = g_list_sort (features, compare_feature_names);
   for (l = features; l; l = l->next) {
     if (GST_IS_ELEMENT_FACTORY (l->data))
-      add_element (b, GST_ELEMENT_FACTORY (l->data));
+      add_element (b, GST_ELEMENT_FACTORY (l->data), pad_types);
   }
   gst_plugin_feature_list_free (features);
   json_builder_end_object (b);
+  add_other_types (b, pad_types);
+  g_hash_table_unref (pad_types);
   json_builder_end_object (b);
   json_builder_end_object (b);
 
