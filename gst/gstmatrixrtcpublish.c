@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fcformat.h"
 #include "gstmatrixrtccallbin.h"
 
 GST_DEBUG_CATEGORY_EXTERN (gst_matrix_rtc_call_bin_debug);
@@ -31,9 +32,14 @@ GST_DEBUG_CATEGORY_EXTERN (gst_matrix_rtc_call_bin_debug);
 #define H264_PT 102
 #define OPUS_PT 111
 
+/* The H.264 profiles WebRTC receivers (browsers, Element Call) decode and
+ * livekit-server registers (profile_idc 66, 77, 100); others are refused. */
+#define H264_PROFILES                                                          \
+  "{ (string) constrained-baseline, (string) baseline, (string) main, "        \
+  "(string) constrained-high, (string) progressive-high, (string) high }"
 #define VIDEO_SINK_CAPS                                                        \
   "video/x-raw; video/x-vp8; video/x-h264, stream-format = (string) "          \
-  "{ byte-stream, avc }"
+  "{ byte-stream, avc }, profile = (string) " H264_PROFILES
 #define AUDIO_SINK_CAPS "audio/x-raw; audio/x-opus"
 
 struct _GstMatrixRtcLocalTrack
@@ -189,6 +195,75 @@ add (GstMatrixRtcLocalTrack *t, const gchar *factory)
   return e;
 }
 
+static gboolean
+h264_profile_supported (const gchar *profile)
+{
+  static const gchar *const supported[] = { "constrained-baseline", "baseline",
+    "main", "constrained-high", "progressive-high", "high", NULL };
+
+  return g_strv_contains (supported, profile);
+}
+
+/* The SDP profile-level-id of an H.264 @profile, as livekit-server
+ * registers it (its level is an upper bound receivers ignore); NULL when
+ * unknown. */
+static const gchar *
+h264_profile_level_id_for (const gchar *profile)
+{
+  if (g_strcmp0 (profile, "constrained-baseline") == 0)
+    return "42e01f";
+  if (g_strcmp0 (profile, "baseline") == 0)
+    return "42001f";
+  if (g_strcmp0 (profile, "main") == 0)
+    return "4d001f";
+  if (profile != NULL && g_str_has_suffix (profile, "high"))
+    return "640032";
+  return NULL;
+}
+
+/* Drops H.264 access unit delimiters (h264parse puts one before each
+ * access unit) before a frame is encrypted. All of an encrypted frame up
+ * to its first slice is authenticated, and livekit-server starts a new
+ * subscriber at a key frame's first parameter set, without the AUD packet
+ * before it: that first key frame would not decrypt at any receiver, ours
+ * or Element Call, which then waits for the next one (seconds). libwebrtc
+ * sends no AUDs either. */
+static GstPadProbeReturn
+strip_h264_aud_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstBuffer *in = GST_PAD_PROBE_INFO_BUFFER (info), *out;
+  GByteArray *bytes = NULL;
+  GstMapInfo map;
+  gsize pos = 0, kept = 0;
+  FcNal nal;
+
+  if (!gst_buffer_map (in, &map, GST_MAP_READ))
+    return GST_PAD_PROBE_OK;
+  while (fc_annexb_next_nal (map.data, map.size, &pos, &nal)) {
+    if (nal.size == 0 || (map.data[nal.offset] & 0x1f) != 9)
+      continue;
+    if (bytes == NULL)
+      bytes = g_byte_array_sized_new (map.size);
+    /* keep what came before this unit, skip the unit itself */
+    g_byte_array_append (bytes, map.data + kept, nal.start_code - kept);
+    kept = MIN (pos, map.size);
+    if (kept < map.size && kept > 0 && map.data[kept - 1] == 0)
+      kept--; /* the zero of the next unit's 4-byte start code */
+  }
+  if (bytes == NULL) {
+    gst_buffer_unmap (in, &map);
+    return GST_PAD_PROBE_OK;
+  }
+  g_byte_array_append (bytes, map.data + kept, map.size - kept);
+  gst_buffer_unmap (in, &map);
+  out = gst_buffer_new_wrapped (bytes->data, bytes->len); /* takes the data */
+  g_byte_array_free (bytes, FALSE);
+  gst_buffer_copy_into (out, in, GST_BUFFER_COPY_METADATA, 0, -1);
+  gst_buffer_unref (in);
+  GST_PAD_PROBE_INFO_DATA (info) = out;
+  return GST_PAD_PROBE_OK;
+}
+
 /* Builds the chain for @caps; returns its first element. */
 static GstElement *
 build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
@@ -203,6 +278,7 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
   guint n = 0, i;
   gint width = 0, height = 0;
   gboolean ok = TRUE, h264 = FALSE, audio = g_str_has_prefix (name, "audio/");
+  const gchar *h264_profile_level_id = NULL;
 
   /* e2ee-mode=auto is resolved on the call thread once the room is known;
    * the chain (encryptor, payloader, track flag) depends on it. */
@@ -240,11 +316,15 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
       g_object_set (chain[n - 1], "bitrate", config.video_bitrate_kbps * 1000,
           "gop-size", 60, "rate-control", 1, NULL);
       ADD ("h264parse");
+      g_object_set (chain[n - 1], "config-interval", -1, NULL);
       ADD ("capsfilter");
+      /* constrained baseline, as Element Call publishes (42e01f) */
       g_object_set (chain[n - 1], "caps",
           gst_caps_from_string ("video/x-h264,stream-format=byte-stream,"
-                                "alignment=au"),
+                                "alignment=au,"
+                                "profile=(string)constrained-baseline"),
           NULL);
+      h264_profile_level_id = "42e01f";
     } else {
       ADD ("vp8enc");
       g_object_set (chain[n - 1], "deadline", (gint64)1, "target-bitrate",
@@ -253,13 +333,25 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
           1, NULL);
     }
   } else if (g_str_equal (name, "video/x-h264")) {
+    const gchar *profile = gst_structure_get_string (s, "profile");
+
     h264 = TRUE;
+    if (profile != NULL && !h264_profile_supported (profile)) {
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+          ("Cannot publish H.264 %s profile: WebRTC receivers decode "
+           "constrained-baseline, baseline, main and high",
+              profile),
+          (NULL));
+      ok = FALSE;
+      goto out;
+    }
+    h264_profile_level_id = h264_profile_level_id_for (profile);
     ADD ("h264parse");
     g_object_set (chain[n - 1], "config-interval", -1, NULL);
     ADD ("capsfilter");
     g_object_set (chain[n - 1], "caps",
         gst_caps_from_string ("video/x-h264,stream-format=byte-stream,"
-                              "alignment=au"),
+                              "alignment=au,profile=" H264_PROFILES),
         NULL);
   } else if (g_str_equal (name, "audio/x-raw")) {
     ADD ("queue");
@@ -281,6 +373,13 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
   if (config.encrypt) {
     ADD ("matrixrtcframeenc");
     t->frameenc = gst_object_ref (chain[n - 1]);
+    if (h264) {
+      GstPad *sink = gst_element_get_static_pad (chain[n - 1], "sink");
+
+      gst_pad_add_probe (
+          sink, GST_PAD_PROBE_TYPE_BUFFER, strip_h264_aud_probe, NULL, NULL);
+      gst_object_unref (sink);
+    }
     if (config.passphrase != NULL)
       g_object_set (chain[n - 1], "passphrase", config.passphrase, NULL);
     else
@@ -299,8 +398,16 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
       g_object_set (chain[n - 1], "config-interval", -1, NULL);
     rtp_caps = gst_caps_from_string (
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,"
-        "packetization-mode=(string)1,profile-level-id=(string)42e01f");
+        "packetization-mode=(string)1");
     gst_caps_set_simple (rtp_caps, "payload", G_TYPE_INT, H264_PT, NULL);
+    /* The SDP names the stream's profile. rtph264pay reads it from the
+     * SPS when it is left open here (a fixed one would also make it
+     * refuse other profiles and levels upstream); matrixrtch264pay does
+     * not parse, so pre-encoded encrypted streams name it from the caps. */
+    if (h264_profile_level_id != NULL
+        && (config.encrypt || !g_str_equal (name, "video/x-h264")))
+      gst_caps_set_simple (rtp_caps, "profile-level-id", G_TYPE_STRING,
+          h264_profile_level_id, NULL);
   } else {
     ADD (config.encrypt ? "matrixrtcvp8pay" : "rtpvp8pay");
     g_object_set (chain[n - 1], "pt", VIDEO_PT, NULL);
@@ -489,7 +596,15 @@ sink_query (GstPad *pad, GstObject *parent, GstQuery *query)
     }
     case GST_QUERY_ACCEPT_CAPS: {
       GstCaps *caps, *templ = gst_pad_get_pad_template_caps (pad);
+      guint i;
 
+      /* Any H.264 profile is accepted here (the caps query steers
+       * encoders to the supported ones): build_chain() refuses the others
+       * with an error that names them, not a bare "not-negotiated". */
+      templ = gst_caps_make_writable (templ);
+      for (i = 0; i < gst_caps_get_size (templ); i++)
+        gst_structure_remove_field (
+            gst_caps_get_structure (templ, i), "profile");
       gst_query_parse_accept_caps (query, &caps);
       gst_query_set_accept_caps_result (
           query, gst_caps_can_intersect (caps, templ));

@@ -104,6 +104,7 @@ typedef struct
   gchar *sid;
   gchar *name;
   gchar *kind;
+  gchar *mime; /* "video/H264", ... or NULL while unknown */
   Lkproto__TrackSource source;
   gboolean encrypted;
   gboolean muted;
@@ -422,6 +423,7 @@ lk_remote_track_free (gpointer data)
   g_free (t->sid);
   g_free (t->name);
   g_free (t->kind);
+  g_free (t->mime);
   g_free (t);
 }
 
@@ -687,6 +689,60 @@ lk_fail_session (LkConnection *self, gboolean fatal, const gchar *reason)
 }
 
 /* ------------------------------------------------------------------ */
+/* removing our pads */
+
+static void
+lk_deactivate_and_remove_pad (GstElement *element, gpointer data)
+{
+  GstPad *pad = data;
+
+  gst_pad_set_active (pad, FALSE);
+  if (GST_OBJECT_PARENT (pad) == GST_OBJECT (element))
+    gst_element_remove_pad (element, pad);
+}
+
+static gboolean
+lk_pad_is_idle (GstPad *pad)
+{
+  if (!GST_PAD_STREAM_TRYLOCK (pad))
+    return FALSE;
+  GST_PAD_STREAM_UNLOCK (pad);
+  return TRUE;
+}
+
+/* Deactivates and removes one of our ghost pads, never blocking the
+ * connection thread. Deactivating a pad waits for its stream lock, which a
+ * streaming thread holds while it is inside the pad; such a thread can be
+ * held downstream (a webrtcbin sink pad blocks data until its m-line is
+ * negotiated; a sink blocks in PAUSED) until the webrtcbins are flushed,
+ * and that happens on this very thread (lk_teardown_session() from
+ * lk_connection_disconnect(), which PAUSED->READY waits for). Waiting here
+ * deadlocked "gst-launch-1.0 -e" when a track was unpublished just before
+ * the pipeline stopped. When the stream lock is taken, the pad is
+ * deactivated on a thread of GStreamer's pool instead, which waits for the
+ * flush. The pad is unlinked (or has no target): no new data enters it. */
+static void
+lk_remove_pad (LkConnection *self, GstPad *pad)
+{
+  GstProxyPad *internal = gst_proxy_pad_get_internal (GST_PROXY_PAD (pad));
+  /* data enters a sink ghost pad itself, a src ghost pad's internal pad */
+  gboolean idle = lk_pad_is_idle (pad)
+                  && (internal == NULL || lk_pad_is_idle (GST_PAD (internal)));
+
+  gst_clear_object (&internal);
+  if (idle) {
+    lk_deactivate_and_remove_pad (GST_ELEMENT (self), pad);
+    return;
+  }
+  GST_DEBUG_OBJECT (self,
+      "a streaming thread is inside %s: removing it off the connection "
+      "thread",
+      GST_PAD_NAME (pad));
+  gst_element_call_async (GST_ELEMENT (self), lk_deactivate_and_remove_pad,
+      gst_object_ref (pad), gst_object_unref);
+}
+
+/* ------------------------------------------------------------------ */
 /* remote outputs (subscriber src pads) */
 
 static gboolean
@@ -713,8 +769,7 @@ lk_output_reap_cb (gpointer data)
         self, "remote track %s of %s is gone", track_sid, identity);
     g_signal_emit (
         self, signals[SIGNAL_TRACK_REMOVED], 0, identity, track_sid, ghost);
-    gst_pad_set_active (ghost, FALSE);
-    gst_element_remove_pad (GST_ELEMENT (self), ghost);
+    lk_remove_pad (self, ghost);
     gst_object_unref (ghost);
   }
   g_free (identity);
@@ -1112,6 +1167,7 @@ lk_participant_upsert (LkConnection *self, const Lkproto__ParticipantInfo *info,
     t->name = g_strdup (ti->name);
     t->kind
         = g_strdup (ti->type == LKPROTO__TRACK_TYPE__VIDEO ? "video" : "audio");
+    t->mime = ti->mime_type && *ti->mime_type ? g_strdup (ti->mime_type) : NULL;
     t->source = ti->source;
     t->encrypted = ti->encryption != LKPROTO__ENCRYPTION_TYPE__NONE;
     t->muted = ti->muted;
@@ -1801,6 +1857,43 @@ lk_sub_remote_set (LkConnection *self, gpointer data)
       lk_promise_new (self, self->sub, lk_sub_answer_created, e->id));
 }
 
+/* Puts each video track's own codec first in its m-section of a
+ * subscriber offer (see lk_sdp_prefer_codec()): our answer then names it,
+ * and the SFU can forward an H.264, VP9 or AV1 track, not only VP8. The
+ * codec is the track's mime type from the join response or a participant
+ * update, which the server sends (at once, for a publisher) before it
+ * subscribes us to the track. */
+static void
+lk_sdp_prefer_track_codecs (LkConnection *self, GstSDPMessage *sdp)
+{
+  g_autoptr (GPtrArray) media = lk_sdp_list_media (sdp);
+  guint i;
+
+  for (i = 0; i < media->len; i++) {
+    LkSdpMedia *m = g_ptr_array_index (media, i);
+    const gchar *track_sid, *slash;
+    LkParticipant *p = NULL;
+    LkRemoteTrack *t;
+
+    /* audio is Opus (lk_sdp_strip_audio_red() leaves it first; a RED
+     * track's mime is audio/red, and the server sends it as plain Opus) */
+    if (m->mid == NULL || g_strcmp0 (m->kind, "video") != 0)
+      continue;
+    track_sid = g_hash_table_lookup (self->mid_to_track, m->mid);
+    t = track_sid ? lk_find_remote_track (self, track_sid, &p) : NULL;
+    if (t == NULL || t->mime == NULL) {
+      GST_DEBUG_OBJECT (self, "mid %s: codec of track %s unknown", m->mid,
+          GST_STR_NULL (track_sid));
+      continue;
+    }
+    slash = strchr (t->mime, '/');
+    if (!lk_sdp_prefer_codec (sdp, i, slash ? slash + 1 : t->mime))
+      GST_WARNING_OBJECT (self,
+          "subscriber offer: track %s is %s, which mid %s does not offer",
+          track_sid, t->mime, m->mid);
+  }
+}
+
 static void
 lk_sub_negotiate (LkConnection *self)
 {
@@ -1850,6 +1943,7 @@ lk_sub_negotiate (LkConnection *self)
       g_hash_table_insert (
           self->mid_to_track, g_strdup (entry->key), g_strdup (entry->value));
   }
+  lk_sdp_prefer_track_codecs (self, sdp);
   lk_store_fingerprint (self, self->sub, sdp);
   self->sub_offer_id = offer->id;
   self->sub_negotiating = TRUE;
@@ -2876,8 +2970,7 @@ lk_remove_local_pad (LkConnection *self, gpointer data)
   g_mutex_unlock (&self->tracks_lock);
   if (remove) {
     GST_DEBUG_OBJECT (self, "removing pad %s", GST_PAD_NAME (ghost));
-    gst_pad_set_active (ghost, FALSE);
-    gst_element_remove_pad (GST_ELEMENT (self), ghost);
+    lk_remove_pad (self, ghost);
   }
 }
 

@@ -118,7 +118,10 @@ GstPad *lk_connection_add_track (LkConnection *self, const gchar *name,
  * bin as soon as it is unlinked (at once when it is not linked). Changed
  * from the first version, which removed a still-linked pad at once and so
  * stopped a streaming upstream: unlink the pad (or remove the upstream
- * elements) to see it go. */
+ * elements) to see it go. The connection never waits for a streaming
+ * thread still inside the pad (held downstream, e.g. in PAUSED): such a pad
+ * is deactivated and removed from a GStreamer pool thread once that thread
+ * has left, so stopping the pipeline right after this call cannot hang. */
 void lk_connection_remove_track (LkConnection *self, GstPad *pad);
 
 /* Marks the track of @pad as muted or not for the other participants (the

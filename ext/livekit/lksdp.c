@@ -192,6 +192,85 @@ lk_sdp_strip_audio_red (GstSDPMessage *sdp)
   return removed;
 }
 
+/* The encoding name of payload type @pt in @m (from a=rtpmap), or NULL. */
+static gchar *
+rtpmap_encoding (const GstSDPMedia *m, const gchar *pt)
+{
+  guint j;
+
+  for (j = 0; j < gst_sdp_media_attributes_len (m); j++) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute (m, j);
+    const gchar *name, *slash;
+
+    if (g_strcmp0 (a->key, "rtpmap") != 0 || !attr_is_for_pt (a, pt))
+      continue;
+    name = a->value + strlen (pt);
+    while (*name == ' ')
+      name++;
+    slash = strchr (name, '/');
+    return slash ? g_strndup (name, slash - name) : g_strdup (name);
+  }
+  return NULL;
+}
+
+/* TRUE when the a=fmtp of payload type @pt in @m sets @param (e.g.
+ * "packetization-mode=1"). */
+static gboolean
+fmtp_has_param (const GstSDPMedia *m, const gchar *pt, const gchar *param)
+{
+  guint j;
+
+  for (j = 0; j < gst_sdp_media_attributes_len (m); j++) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute (m, j);
+    g_auto (GStrv) params = NULL;
+    guint k;
+
+    if (g_strcmp0 (a->key, "fmtp") != 0 || !attr_is_for_pt (a, pt))
+      continue;
+    params = g_strsplit_set (a->value + strlen (pt), "; ", -1);
+    for (k = 0; params[k] != NULL; k++) {
+      if (g_ascii_strcasecmp (params[k], param) == 0)
+        return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+gboolean
+lk_sdp_prefer_codec (
+    GstSDPMessage *sdp, guint mline, const gchar *encoding_name)
+{
+  GstSDPMedia *m;
+  GPtrArray *ranked[3];
+  gboolean h264, found = FALSE;
+  guint i, r, n = 0;
+
+  if (encoding_name == NULL || mline >= gst_sdp_message_medias_len (sdp))
+    return FALSE;
+  m = (GstSDPMedia *)gst_sdp_message_get_media (sdp, mline);
+  h264 = g_ascii_strcasecmp (encoding_name, "H264") == 0;
+  for (r = 0; r < G_N_ELEMENTS (ranked); r++)
+    ranked[r] = g_ptr_array_new_with_free_func (g_free);
+  for (i = 0; i < gst_sdp_media_formats_len (m); i++) {
+    const gchar *pt = gst_sdp_media_get_format (m, i);
+    g_autofree gchar *encoding = rtpmap_encoding (m, pt);
+
+    if (encoding != NULL && g_ascii_strcasecmp (encoding, encoding_name) == 0) {
+      found = TRUE;
+      r = !h264 || fmtp_has_param (m, pt, "packetization-mode=1") ? 0 : 1;
+    } else {
+      r = 2;
+    }
+    g_ptr_array_add (ranked[r], g_strdup (pt));
+  }
+  for (r = 0; r < G_N_ELEMENTS (ranked); r++) {
+    for (i = 0; found && i < ranked[r]->len; i++)
+      gst_sdp_media_replace_format (m, n++, g_ptr_array_index (ranked[r], i));
+    g_ptr_array_unref (ranked[r]);
+  }
+  return found;
+}
+
 static gboolean
 split_fingerprint (const gchar *value, gchar **hash_func, gchar **fingerprint)
 {

@@ -45,6 +45,17 @@ GHashTable *lk_sdp_track_map (const GstSDPMessage *sdp);
  * Returns the number of payload types removed. */
 guint lk_sdp_strip_audio_red (GstSDPMessage *sdp);
 
+/* Moves the formats of m-section @mline whose rtpmap names @encoding_name
+ * ("H264", "VP9", ...; case-insensitive) to the front of its format list,
+ * H.264 with packetization-mode=1 first, the others keeping their order.
+ * LiveKit's subscriber offer lists every codec it knows, VP8 first, for
+ * each track, whatever the track is published in; webrtcbin 1.22 answers
+ * with the first format only, and the SFU then cannot forward an H.264
+ * (or VP9, AV1) track ("codec is not supported by remote"). Returns FALSE
+ * (and leaves the section alone) when it does not offer the codec. */
+gboolean lk_sdp_prefer_codec (
+    GstSDPMessage *sdp, guint mline, const gchar *encoding_name);
+
 /* The a=fingerprint of @mline (or of the session), e.g. hash "sha-256"
  * and value "AB:CD:...". FALSE when there is none. */
 gboolean lk_sdp_get_fingerprint (const GstSDPMessage *sdp, guint mline,

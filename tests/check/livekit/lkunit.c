@@ -364,6 +364,69 @@ GST_START_TEST (test_sdp_strip_red)
 
 GST_END_TEST;
 
+/* A video m-section as livekit-server 1.13.5 offers it to a subscriber
+ * for an H.264 track: every codec it knows, VP8 first. */
+static const gchar h264_track_offer[]
+    = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 125 126 108 109 35\r\n"
+      "c=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+      "a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n"
+      "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n"
+      "a=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n"
+      "a=rtpmap:125 H264/90000\r\na=fmtp:125 level-asymmetry-allowed=1;"
+      "packetization-mode=0;profile-level-id=42e01f\r\n"
+      "a=rtpmap:126 rtx/90000\r\na=fmtp:126 apt=125\r\n"
+      "a=rtpmap:108 h264/90000\r\na=fmtp:108 level-asymmetry-allowed=1;"
+      "packetization-mode=1;profile-level-id=42e01f\r\n"
+      "a=rtpmap:109 rtx/90000\r\na=fmtp:109 apt=108\r\n"
+      "a=rtpmap:35 AV1/90000\r\n";
+
+static gchar *
+formats_of (const GstSDPMessage *sdp, guint mline)
+{
+  const GstSDPMedia *m = gst_sdp_message_get_media (sdp, mline);
+  GString *out = g_string_new (NULL);
+  guint i;
+
+  for (i = 0; i < gst_sdp_media_formats_len (m); i++)
+    g_string_append_printf (
+        out, "%s%s", i ? " " : "", gst_sdp_media_get_format (m, i));
+  return g_string_free (out, FALSE);
+}
+
+GST_START_TEST (test_sdp_prefer_codec)
+{
+  GstSDPMessage *sdp = parse_sdp (h264_track_offer);
+  gchar *formats;
+
+  /* H.264 first, packetization-mode 1 before 0, the rest in order */
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "108 125 96 97 98 126 109 35");
+  g_free (formats);
+  /* attributes are untouched; idempotent */
+  fail_unless_equals_int (
+      gst_sdp_media_attributes_len (gst_sdp_message_get_media (sdp, 0)), 16);
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "h264"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "108 125 96 97 98 126 109 35");
+  g_free (formats);
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "AV1"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "35 108 125 96 97 98 126 109");
+  g_free (formats);
+  /* a codec the section does not offer, a bad m-line: left alone */
+  fail_if (lk_sdp_prefer_codec (sdp, 0, "H265"));
+  fail_if (lk_sdp_prefer_codec (sdp, 3, "VP8"));
+  fail_if (lk_sdp_prefer_codec (sdp, 0, NULL));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "35 108 125 96 97 98 126 109");
+  g_free (formats);
+  gst_sdp_message_free (sdp);
+}
+
+GST_END_TEST;
+
 static const gchar test_cert[]
     = "-----BEGIN CERTIFICATE-----\n"
       "MIIBejCCAR+gAwIBAgIUA9fCD53g11elJEA/m+OLiOBGQrkwCgYIKoZIzj0EAwIw\n"
@@ -694,6 +757,7 @@ lkunit_suite (void)
   tcase_add_test (tc_sdp, test_sdp_media_and_track_map);
   tcase_add_test (tc_sdp, test_sdp_split_stream_id);
   tcase_add_test (tc_sdp, test_sdp_strip_red);
+  tcase_add_test (tc_sdp, test_sdp_prefer_codec);
   tcase_add_test (tc_sdp, test_sdp_fingerprint);
   tcase_add_test (tc_sdp, test_sdp_fingerprint_list);
   tcase_add_test (tc_sdp, test_sdp_candidate_json);

@@ -670,7 +670,10 @@ wait_for_error (GstElement *pipeline, gint seconds)
 }
 
 /* The control: with honest fingerprints the session stands, both
- * certificates are verified, and media flows both ways. */
+ * certificates are verified, and media flows both ways. It waits for the
+ * events (both verified, the first buffer on our src pads, the first RTP
+ * from our publisher) within a bound generous enough for a loaded
+ * machine, rather than counting buffers in a fixed window. */
 GST_START_TEST (test_fake_sfu_fingerprint_ok)
 {
   FakeSfu f = { 0 };
@@ -685,9 +688,9 @@ GST_START_TEST (test_fake_sfu_fingerprint_ok)
   WAIT_FOR (pipeline,
       (g_object_get (conn, "fingerprints-verified", &verified, NULL),
           verified >= 2)
-          && g_atomic_int_get (&src_buffers) >= 10
-          && g_atomic_int_get (&f.rtp_received) >= 10,
-      15);
+          && g_atomic_int_get (&src_buffers) >= 1
+          && g_atomic_int_get (&f.rtp_received) >= 1,
+      45);
   g_object_get (conn, "fingerprint-failures", &failures, NULL);
   g_print ("honest fingerprints: %u verified, %d buffers on our src pads, %d "
            "RTP buffers from our publisher\n",
@@ -695,8 +698,8 @@ GST_START_TEST (test_fake_sfu_fingerprint_ok)
       g_atomic_int_get (&f.rtp_received));
   fail_unless_equals_int (verified, 2);
   fail_unless_equals_int (failures, 0);
-  fail_unless (g_atomic_int_get (&src_buffers) >= 10);
-  fail_unless (g_atomic_int_get (&f.rtp_received) >= 10);
+  fail_unless (g_atomic_int_get (&src_buffers) >= 1);
+  fail_unless (g_atomic_int_get (&f.rtp_received) >= 1);
   fail_unless_equals_int (
       lk_connection_get_state (conn), LK_CONNECTION_STATE_CONNECTED);
   lkt_stop_pipeline (pipeline);

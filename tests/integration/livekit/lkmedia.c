@@ -436,7 +436,10 @@ GST_START_TEST (test_sfu_restart)
 GST_END_TEST;
 
 /* Connect, disconnect and connect again, several times: every session's
- * webrtcbins are finalized (threads, sockets and fds with them). */
+ * webrtcbins are finalized (threads, sockets and fds with them). Each step
+ * waits for its event (both connected, the first decoded frame of the new
+ * session, the old webrtcbins finalized) within a generous bound, so that
+ * a loaded machine only makes it slower. */
 GST_START_TEST (test_connect_cycles_no_leak)
 {
   g_autofree gchar *room = lkt_random_room ("cycles");
@@ -464,14 +467,22 @@ GST_START_TEST (test_connect_cycles_no_leak)
 
     lk_connection_connect (pub);
     lk_connection_connect (sub);
-    WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) >= before + 10, 30);
-    fail_unless (g_atomic_int_get (&m.video_good) >= before + 10,
-        "cycle %d: no media", cycle);
+    WAIT_FOR (pipeline,
+        lk_connection_get_state (pub) == LK_CONNECTION_STATE_CONNECTED
+            && lk_connection_get_state (sub) == LK_CONNECTION_STATE_CONNECTED,
+        60);
+    fail_unless (
+        lk_connection_get_state (pub) == LK_CONNECTION_STATE_CONNECTED
+            && lk_connection_get_state (sub) == LK_CONNECTION_STATE_CONNECTED,
+        "cycle %d: not connected", cycle);
+    WAIT_FOR (pipeline, g_atomic_int_get (&m.video_good) > before, 60);
+    fail_unless (
+        g_atomic_int_get (&m.video_good) > before, "cycle %d: no media", cycle);
     watch_webrtcbins (pub, weak);
     watch_webrtcbins (sub, weak);
     lk_connection_disconnect (pub);
     lk_connection_disconnect (sub);
-    WAIT_FOR (pipeline, count_alive (weak) == 0, 5);
+    WAIT_FOR (pipeline, count_alive (weak) == 0, 30);
     fail_unless_equals_int (count_alive (weak), 0);
     threads[cycle] = count_dir ("/proc/self/task");
     fds[cycle] = count_dir ("/proc/self/fd");
@@ -887,6 +898,129 @@ GST_START_TEST (test_add_and_remove_track)
 
 GST_END_TEST;
 
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  gboolean blocked;
+  gboolean state_done;
+  GstElement *pipeline;
+} Hold;
+
+/* Holds the streaming thread inside the publisher webrtcbin's sink pad, as
+ * webrtcbin does itself until an m-line is negotiated (and a sink in
+ * PAUSED does): the thread keeps our sink pad's stream lock meanwhile. */
+static GstPadProbeReturn
+hold_probe (GstPad *pad, GstPadProbeInfo *info, Hold *h)
+{
+  g_mutex_lock (&h->lock);
+  h->blocked = TRUE;
+  g_cond_broadcast (&h->cond);
+  g_mutex_unlock (&h->lock);
+  return GST_PAD_PROBE_OK; /* stays blocked until removed or flushed */
+}
+
+static gpointer
+stop_thread (gpointer data)
+{
+  Hold *h = data;
+
+  gst_element_set_state (h->pipeline, GST_STATE_NULL);
+  g_mutex_lock (&h->lock);
+  h->state_done = TRUE;
+  g_cond_broadcast (&h->cond);
+  g_mutex_unlock (&h->lock);
+  return NULL;
+}
+
+/* A track is unpublished (lk_connection_remove_track(), its upstream
+ * unlinked) while a streaming thread is held inside the connection, then
+ * the pipeline stops: the connection must not wait for that thread on its
+ * own thread, which PAUSED->READY (disconnect) waits for and which alone
+ * releases the thread (the webrtcbins are flushed when the session is torn
+ * down). This hung "gst-launch-1.0 -e" before. */
+GST_START_TEST (test_remove_track_then_stop_no_hang)
+{
+  g_autofree gchar *room = lkt_random_room ("hang");
+  const gchar *url = stack_env_get ("MATRIXRTC_SFU_A_URL");
+  const gchar *key = stack_env_get ("MATRIXRTC_SFU_A_KEY");
+  const gchar *secret = stack_env_get ("MATRIXRTC_SFU_A_SECRET");
+  GstElement *pipeline = gst_pipeline_new (NULL), *webrtc;
+  LkConnection *pub;
+  GstPad *vpad, *peer, *target;
+  GThread *thread;
+  Hold h = { 0 };
+  gint64 end;
+  gint pushed = 0;
+
+  g_mutex_init (&h.lock);
+  g_cond_init (&h.cond);
+  h.pipeline = pipeline;
+  pub = lkt_make_connection ("pub", url, key, secret, "alice-hang", room);
+  gst_bin_add (GST_BIN (pipeline), GST_ELEMENT (pub));
+  lkt_add_publisher_media (pipeline, pub, FALSE, FALSE, NULL);
+  vpad = gst_element_get_static_pad (GST_ELEMENT (pub), "sink_0");
+  fail_unless (vpad != NULL);
+  peer = gst_pad_get_peer (vpad);
+  gst_pad_add_probe (peer,
+      GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+      (GstPadProbeCallback)count_buffers_probe, &pushed, NULL);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  lk_connection_connect (pub);
+  /* media flows into the webrtcbin once the session is up */
+  WAIT_FOR (pipeline,
+      lk_connection_get_state (pub) == LK_CONNECTION_STATE_CONNECTED
+          && (target = gst_ghost_pad_get_target (GST_GHOST_PAD (vpad)))
+          && (gst_object_unref (target), g_atomic_int_get (&pushed) > 0),
+      60);
+  fail_unless_equals_int (
+      lk_connection_get_state (pub), LK_CONNECTION_STATE_CONNECTED);
+  target = gst_ghost_pad_get_target (GST_GHOST_PAD (vpad));
+  fail_unless (target != NULL);
+  webrtc = gst_pad_get_parent_element (target);
+  fail_unless (webrtc != NULL);
+  gst_pad_add_probe (target,
+      GST_PAD_PROBE_TYPE_BLOCK | GST_PAD_PROBE_TYPE_BUFFER
+          | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+      (GstPadProbeCallback)hold_probe, &h, NULL);
+  end = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  g_mutex_lock (&h.lock);
+  while (!h.blocked && g_cond_wait_until (&h.cond, &h.lock, end))
+    ;
+  g_mutex_unlock (&h.lock);
+  fail_unless (h.blocked, "no buffer reached the webrtcbin");
+
+  /* unpublish; the application unlinks the pad (as on EOS) */
+  lk_connection_remove_track (pub, vpad);
+  fail_unless (gst_pad_unlink (peer, vpad));
+  g_usleep (500 * 1000); /* the connection thread handles the removal */
+  thread = g_thread_new ("stop", stop_thread, &h);
+  end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  g_mutex_lock (&h.lock);
+  while (!h.state_done && g_cond_wait_until (&h.cond, &h.lock, end))
+    ;
+  g_mutex_unlock (&h.lock);
+  fail_unless (h.state_done, "stopping the pipeline hung");
+  g_thread_join (thread);
+  /* the pad went once the held thread was released */
+  end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (GST_PAD_PARENT (vpad) != NULL && g_get_monotonic_time () < end)
+    g_usleep (50 * 1000);
+  fail_unless (GST_PAD_PARENT (vpad) == NULL);
+  g_print ("unpublish, then stop with a held streaming thread: stopped, "
+           "pad removed\n");
+  gst_object_unref (target);
+  gst_object_unref (webrtc);
+  gst_object_unref (peer);
+  gst_object_unref (vpad);
+  gst_object_unref (pipeline);
+  g_mutex_clear (&h.lock);
+  g_cond_clear (&h.cond);
+}
+
+GST_END_TEST;
+
 static void
 on_track_refused (
     LkConnection *c, const gchar *name, const gchar *reason, gint *refused)
@@ -1148,13 +1282,19 @@ lkmedia_suite (void)
   tcase_add_test (tc, test_encrypted_track);
   tcase_add_test (tc, test_frameenc_end_to_end);
   tcase_add_test (tc, test_sfu_restart);
-  tcase_add_test (tc, test_connect_cycles_no_leak);
   tcase_add_test (tc, test_publish_refused);
   tcase_add_test (tc, test_server_mute);
   tcase_add_test (tc, test_token_service);
   tcase_add_test (tc, test_leave_and_new_publisher);
   tcase_add_test (tc, test_bad_token);
   tcase_add_test (tc, test_add_and_remove_track);
+  tcase_add_test (tc, test_remove_track_then_stop_no_hang);
+  /* three sessions in a row: a bound for a loaded machine, not a target
+   * (about 10 s when idle) */
+  tc = tcase_create ("cycles");
+  suite_add_tcase (s, tc);
+  tcase_set_timeout (tc, 240);
+  tcase_add_test (tc, test_connect_cycles_no_leak);
   return s;
 }
 
