@@ -426,7 +426,11 @@ gst_matrix_rtc_base_bin_class_init (GstMatrixRtcBaseBinClass *klass)
    * `m.room.encryption`, else none. Local media waits for that decision
    * and, encrypted without a key yet, is dropped and counted, never sent
    * in the clear. The mode in force is the `e2ee-mode` field of the call
-   * elements' `stats`.
+   * elements' `stats`. slot-shared (never chosen by auto) uses one key for
+   * the whole slot: a Megolm-encrypted room event the slot state event
+   * names, rotated by a moderator with the call elements'
+   * "rotate-slot-key" action; it works for matrixrtcsrc and matrixrtcsink
+   * too and needs an encrypted room.
    */
   g_object_class_install_property (gobject_class, PROP_E2EE_MODE,
       g_param_spec_enum ("e2ee-mode", "E2EE mode",

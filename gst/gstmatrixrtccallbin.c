@@ -32,7 +32,18 @@
  *   go); kind "member" with user-id, device-id, key-index (a member's key
  *   arrived over Olm);
  * - `matrixrtc-decrypt-failure`: user-id, device-id, member-id, kind,
- *   key-index, reason.
+ *   key-index, reason;
+ * - with e2ee-mode=slot-shared, `matrixrtc-key-changed` kind "slot" with
+ *   key-index and event-id (the slot's key event now in use), and
+ *   `matrixrtc-key-status`: status ("no-key": the slot names no key yet;
+ *   "waiting": we lack the Megolm session of the key event it names and keep
+ *   sending key requests, media stays dropped; "ready": the key is in use
+ *   again; "invalid": the named event is no usable key, a moderator must
+ *   rotate), event-id (the key event, when one is named) and message.
+ *   Never key bytes.
+ *
+ * With e2ee-mode=slot-shared, a moderator joining a slot that names no key
+ * sends the first one (opening the slot if there is none yet).
  */
 
 #ifdef HAVE_CONFIG_H
@@ -43,6 +54,7 @@
 
 #include "gstmatrixrtccallbin.h"
 #include "lktoken.h"
+#include "mrtcolmslotkey.h"
 
 GST_DEBUG_CATEGORY (gst_matrix_rtc_call_bin_debug);
 #define GST_CAT_DEFAULT gst_matrix_rtc_call_bin_debug
@@ -365,7 +377,8 @@ gst_matrix_rtc_call_bin_dup_framedecs (
   for (i = 0; i < priv->tracks->len; i++) {
     GstMatrixRtcRemoteTrack *t = g_ptr_array_index (priv->tracks, i);
 
-    if (t->framedec != NULL && g_strcmp0 (t->identity, identity) == 0)
+    if (t->framedec != NULL
+        && (identity == NULL || g_strcmp0 (t->identity, identity) == 0))
       g_ptr_array_add (out, gst_object_ref (t->framedec));
   }
   g_rec_mutex_unlock (&priv->lock);
@@ -508,10 +521,10 @@ store_result (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 /* A LiveKit token from @service for our membership (blocking, on the call
- * thread). */
+ * thread), with the OpenID token @openid_given (NULL: asked here). */
 static gboolean
-request_token (GstMatrixRtcCallBin *self, const gchar *service, gchar **url,
-    gchar **jwt, GError **error)
+request_token (GstMatrixRtcCallBin *self, const gchar *service,
+    JsonObject *openid_given, gchar **url, gchar **jwt, GError **error)
 {
   GstMatrixRtcCallBinPrivate *priv = PRIV (self);
   g_autoptr (JsonObject) openid = NULL;
@@ -522,7 +535,9 @@ request_token (GstMatrixRtcCallBin *self, const gchar *service, gchar **url,
   g_autofree gchar *member_id = NULL;
   gboolean ok;
 
-  openid = mrtc_client_request_openid_token (priv->client, error);
+  openid = openid_given != NULL
+               ? json_object_ref (openid_given)
+               : mrtc_client_request_openid_token (priv->client, error);
   if (openid == NULL)
     return FALSE;
   member_id = mrtc_session_dup_member_id (priv->session);
@@ -596,7 +611,7 @@ ensure_connection (GstMatrixRtcCallBin *self, const gchar *service)
   g_rec_mutex_unlock (&priv->lock);
   if (conn != NULL)
     return;
-  if (!request_token (self, service, &url, &jwt, &error)) {
+  if (!request_token (self, service, NULL, &url, &jwt, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
         ("Could not get a token from the transport %s of a member", service),
         ("%s", error->message));
@@ -844,6 +859,130 @@ update_key_members (GstMatrixRtcCallBin *self)
   gst_matrix_rtc_keys_update_members (self, joined);
 }
 
+/* mrtc_session_start() and mrtc_session_join() on a thread of their own
+ * (see call_setup()). */
+typedef struct
+{
+  MrtcSession *session;
+  GError *error;
+  gint done; /* atomic */
+} JoinTask;
+
+static gpointer
+join_thread_func (gpointer data)
+{
+  JoinTask *join = data;
+
+  if (mrtc_session_start (join->session, &join->error))
+    mrtc_session_join (join->session, &join->error);
+  g_atomic_int_set (&join->done, TRUE);
+  return NULL;
+}
+
+/* Opens our own SFU connection as soon as the join in progress chose our
+ * member id (and membership format), which the token names. */
+static gboolean
+connect_own (
+    GstMatrixRtcCallBin *self, gboolean direct, JoinTask *join, GError **error)
+{
+  GstMatrixRtcCallBinPrivate *priv = PRIV (self);
+  const GstMatrixRtcSettings *s = &priv->settings;
+  g_autofree gchar *member_id = NULL, *url = NULL, *jwt = NULL;
+  g_autoptr (JsonObject) claims = NULL, openid = NULL;
+
+  /* Needs no member id: asked while the session reads the room. */
+  if (!direct) {
+    openid = mrtc_client_request_openid_token (priv->client, error);
+    if (openid == NULL)
+      return FALSE;
+  }
+  /* The join sets them on the client's thread before its first request:
+   * a short wait, bounded by the join's end. */
+  while ((member_id = mrtc_session_dup_member_id (priv->session)) == NULL
+         && !g_atomic_int_get (&join->done))
+    g_usleep (G_TIME_SPAN_MILLISECOND);
+  if (member_id == NULL) {
+    g_set_error (error, MRTC_SESSION_ERROR, MRTC_SESSION_ERROR_STATE,
+        "the join chose no member id");
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT (
+      self, "joining as member %s; asking for a token", member_id);
+  if (direct) {
+    g_autofree gchar *room = livekit_room_alias (
+        priv->room_id, gst_matrix_rtc_settings_get_slot (s));
+
+    if (mrtc_session_get_joined_format (priv->session)
+        == MRTC_MEMBERSHIP_FORMAT_STICKY)
+      priv->own_identity
+          = mrtc_sticky_identity (mrtc_client_get_user_id (priv->client),
+              mrtc_client_get_device_id (priv->client), member_id);
+    else
+      priv->own_identity
+          = mrtc_legacy_identity (mrtc_client_get_user_id (priv->client),
+              mrtc_client_get_device_id (priv->client));
+    configure_connection (self, priv->own, s->livekit_url, s);
+    if (s->livekit_token != NULL && *s->livekit_token != '\0')
+      g_object_set (priv->own, "token", s->livekit_token, NULL);
+    else
+      g_object_set (priv->own, "api-key", s->livekit_api_key, "api-secret",
+          s->livekit_api_secret, "identity", priv->own_identity, "room", room,
+          NULL);
+  } else {
+    if (!request_token (self, priv->own_service_url, openid, &url, &jwt, error))
+      return FALSE;
+    claims = lk_token_peek_claims (jwt, NULL);
+    priv->own_identity = g_strdup (mrtc_json_get_string (claims, "sub"));
+    configure_connection (self, priv->own, url, s);
+    g_object_set (priv->own, "token", jwt, NULL);
+  }
+  GST_INFO_OBJECT (self, "our LiveKit identity: %s", priv->own_identity);
+  lk_connection_connect (priv->own);
+  return TRUE;
+}
+
+/* The DTLS certificate all the webrtcbins of a process share is generated
+ * when the first DTLS element is made: an RSA key, a few hundred ms on a
+ * busy machine, on the way to the first media unless made before. */
+static gpointer
+warm_dtls_func (gpointer data)
+{
+  GstElement *dtls = gst_element_factory_make ("dtlsdec", NULL);
+
+  if (dtls != NULL)
+    gst_object_unref (gst_object_ref_sink (dtls));
+  return NULL;
+}
+
+/* The warm-up thread is joined when a call element stops, so that a
+ * process that exits right after never tears OpenSSL down under it. */
+static GMutex warm_dtls_lock;
+static GThread *warm_dtls_thread;
+static gboolean warm_dtls_started;
+
+static void
+warm_dtls_certificate (void)
+{
+  g_mutex_lock (&warm_dtls_lock);
+  if (!warm_dtls_started) {
+    warm_dtls_started = TRUE;
+    warm_dtls_thread = g_thread_new ("matrixrtc-dtls", warm_dtls_func, NULL);
+  }
+  g_mutex_unlock (&warm_dtls_lock);
+}
+
+static void
+warm_dtls_certificate_wait (void)
+{
+  GThread *thread;
+
+  g_mutex_lock (&warm_dtls_lock);
+  thread = g_steal_pointer (&warm_dtls_thread);
+  g_mutex_unlock (&warm_dtls_lock);
+  if (thread != NULL)
+    g_thread_join (thread);
+}
+
 static gboolean
 call_setup (GstMatrixRtcCallBin *self, GError **error)
 {
@@ -851,10 +990,11 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
   GstMatrixRtcCallBinClass *klass = GST_MATRIX_RTC_CALL_BIN_GET_CLASS (self);
   const GstMatrixRtcSettings *s = &priv->settings;
   MrtcSessionConfig config;
-  g_autofree gchar *url = NULL, *jwt = NULL;
-  g_autoptr (JsonObject) claims = NULL;
   g_autoptr (GPtrArray) members = NULL;
-  gboolean direct;
+  JoinTask join = { 0 };
+  GThread *join_thread;
+  GError *connect_error = NULL;
+  gboolean direct, connected;
   guint i;
 
   priv->client = mrtc_client_new (s->homeserver);
@@ -866,8 +1006,10 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
                  priv->client, s->user_id, s->password, s->device_id, error)) {
     return FALSE;
   }
-  if (!mrtc_client_fetch_versions (priv->client, error))
-    return FALSE;
+  /* Made while we join the room and the call (not during the login: a
+   * homeserver on the same machine is busy hashing the password then). */
+  warm_dtls_certificate ();
+  /* (The session fetches /versions at its start.) */
   priv->room_id = mrtc_client_join_room (priv->client, s->room, error);
   if (priv->room_id == NULL)
     return FALSE;
@@ -887,11 +1029,30 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
   }
   GST_INFO_OBJECT (self, "e2ee mode in force: %s",
       gst_matrix_rtc_e2ee_mode_nick (priv->settings.e2ee_mode));
+  if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED) {
+    GError *state_error = NULL;
+
+    if (!room_is_encrypted (self, &state_error)) {
+      if (state_error != NULL)
+        g_propagate_error (error, state_error);
+      else
+        g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+            "e2ee-mode=slot-shared needs an encrypted room (the slot's key "
+            "is a Megolm-encrypted room event) and %s has no "
+            "m.room.encryption",
+            priv->room_id);
+      return FALSE;
+    }
+  }
   /* The device's keys go up before the sync loop starts (session start). */
-  if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
+  if ((s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
+          || s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED)
       && !gst_matrix_rtc_keys_start (
           self, priv->client, s->crypto_store, error))
     return FALSE;
+  if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED)
+    gst_matrix_rtc_keys_use_slot_key (
+        self, priv->room_id, gst_matrix_rtc_settings_get_slot (s));
   set_e2ee_mode (self, s->e2ee_mode, FALSE);
   priv->own_service_url = choose_service (self, error);
   if (priv->own_service_url == NULL)
@@ -924,53 +1085,46 @@ call_setup (GstMatrixRtcCallBin *self, GError **error)
       config.transport, "livekit_service_url", priv->own_service_url);
   mrtc_session_set_config (priv->session, &config);
   mrtc_session_config_clear (&config);
-  if (!mrtc_session_start (priv->session, error))
+  /* The session reads the room and our membership goes out (the delayed
+   * leave, then the member event) on a thread of their own while the token
+   * service is asked and our SFU connection opens: they only share our
+   * member id, chosen as the join starts. */
+  join.session = priv->session;
+  join_thread = g_thread_new ("matrixrtc-join", join_thread_func, &join);
+  connected = connect_own (self, direct, &join, &connect_error);
+  /* Our per-member media key is made and sent while the membership goes
+   * out: the publisher drops our frames until it has one, and dropped key
+   * frames delay everybody's first picture of us. */
+  if (connected && s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER) {
+    g_autofree gchar *member_id = mrtc_session_dup_member_id (priv->session);
+
+    connected = gst_matrix_rtc_keys_join (
+        self, priv->room_id, member_id, &connect_error);
+    if (connected)
+      update_key_members (self);
+  }
+  g_thread_join (join_thread);
+  if (join.error != NULL) {
+    g_clear_error (&connect_error);
+    g_propagate_error (error, join.error);
     return FALSE;
-  if (!mrtc_session_join (priv->session, error))
-    return FALSE;
+  }
   g_rec_mutex_lock (&priv->lock);
   priv->joined = TRUE;
   g_rec_mutex_unlock (&priv->lock);
+  if (!connected) {
+    g_propagate_error (error, connect_error);
+    return FALSE;
+  }
   if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER) {
-    g_autofree gchar *member_id = mrtc_session_dup_member_id (priv->session);
-
-    if (!gst_matrix_rtc_keys_join (self, priv->room_id, member_id, error))
-      return FALSE;
+    /* now that we are a member */
     update_key_members (self);
-  }
-
-  /* Our own SFU connection. */
-  if (direct) {
-    g_autofree gchar *member_id = mrtc_session_dup_member_id (priv->session);
-    g_autofree gchar *room = livekit_room_alias (
-        priv->room_id, gst_matrix_rtc_settings_get_slot (s));
-
-    if (mrtc_session_get_joined_format (priv->session)
-        == MRTC_MEMBERSHIP_FORMAT_STICKY)
-      priv->own_identity
-          = mrtc_sticky_identity (mrtc_client_get_user_id (priv->client),
-              mrtc_client_get_device_id (priv->client), member_id);
-    else
-      priv->own_identity
-          = mrtc_legacy_identity (mrtc_client_get_user_id (priv->client),
-              mrtc_client_get_device_id (priv->client));
-    configure_connection (self, priv->own, s->livekit_url, s);
-    if (s->livekit_token != NULL && *s->livekit_token != '\0')
-      g_object_set (priv->own, "token", s->livekit_token, NULL);
-    else
-      g_object_set (priv->own, "api-key", s->livekit_api_key, "api-secret",
-          s->livekit_api_secret, "identity", priv->own_identity, "room", room,
-          NULL);
-  } else {
-    if (!request_token (self, priv->own_service_url, &url, &jwt, error))
+  } else if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED) {
+    if (!gst_matrix_rtc_keys_join (self, priv->room_id, NULL, error))
       return FALSE;
-    claims = lk_token_peek_claims (jwt, NULL);
-    priv->own_identity = g_strdup (mrtc_json_get_string (claims, "sub"));
-    configure_connection (self, priv->own, url, s);
-    g_object_set (priv->own, "token", jwt, NULL);
+    gst_matrix_rtc_keys_ensure_slot_key (self, priv->session);
   }
-  GST_INFO_OBJECT (self, "our LiveKit identity: %s", priv->own_identity);
-  lk_connection_connect (priv->own);
+
   if (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE) {
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (
@@ -1078,6 +1232,7 @@ gst_matrix_rtc_call_bin_stop (GstMatrixRtcBaseBin *base)
   priv->e2ee_given_up = TRUE;
   g_cond_broadcast (&priv->e2ee_cond);
   g_mutex_unlock (&priv->e2ee_lock);
+  warm_dtls_certificate_wait ();
   if (priv->thread != NULL) {
     g_main_context_invoke (priv->context, call_leave_cb, self);
     g_thread_join (priv->thread);
@@ -1285,6 +1440,9 @@ make_stats (GstMatrixRtcCallBin *self)
   while (g_hash_table_iter_next (&iter, &key, &value))
     gst_structure_set (s, key, G_TYPE_UINT, GPOINTER_TO_UINT (value), NULL);
   g_rec_mutex_unlock (&priv->lock);
+  /* Outside the call lock: it may drop the last reference of the slot key
+   * (the call stopped meanwhile). */
+  gst_matrix_rtc_keys_add_stats (self, s);
   return s;
 }
 
@@ -1300,6 +1458,28 @@ gst_matrix_rtc_call_bin_get_property (
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
+}
+
+static gchar *
+gst_matrix_rtc_call_bin_rotate_slot_key (GstMatrixRtcCallBin *self)
+{
+  g_autoptr (GError) error = NULL;
+  gchar *event_id = gst_matrix_rtc_keys_rotate_slot_key (self, &error);
+
+  if (event_id != NULL) {
+    GST_INFO_OBJECT (self, "rotated the slot key: key event %s", event_id);
+    return event_id;
+  }
+  if (g_error_matches (
+          error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_PERMISSION))
+    GST_ELEMENT_WARNING (self, RESOURCE, NOT_AUTHORIZED,
+        ("Cannot rotate the slot key: our user lacks the power level to "
+         "change the slot (a moderator must rotate)"),
+        ("%s", error->message));
+  else
+    GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
+        ("Cannot rotate the slot key: %s", error->message), (NULL));
+  return NULL;
 }
 
 static GstPad *
@@ -1398,13 +1578,45 @@ gst_matrix_rtc_call_bin_class_init (GstMatrixRtcCallBinClass *klass)
    * A snapshot of the call: joined, members, connections (SFUs),
    * own-connection-state, remote-tracks-current, remote-tracks-shown,
    * published-tracks, e2ee-mode (the mode in force: "auto" until the room
-   * was checked, then "none", "per-member" or "passphrase"), and counters (remote-tracks, decrypt-failures,
-   * transport-failures, ...).
+   * was checked, then "none", "per-member", "passphrase" or
+   * "slot-shared"), with e2ee-mode=slot-shared slot-key-status,
+   * slot-key-requests (key requests sent), slot-key-index and
+   * slot-key-event-id (the key in use), and counters (remote-tracks,
+   * decrypt-failures, transport-failures, slot-key-waits, ...).
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Members, connections, tracks and failures of the call",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * GstMatrixRtcCallBin::rotate-slot-key:
+   * @self: the element
+   *
+   * The moderator action of e2ee-mode=slot-shared: sends a new slot key (a
+   * Megolm-encrypted `org.matrix.msc4143.rtc.shared_encryption_key` room
+   * event with 16 random bytes) and updates the slot state event to name it
+   * in application["m.shared_key_event"], keeping the rest of its content.
+   * Every member, this one too, switches to the new key (its own key
+   * index) once the slot update comes back through sync and the key event
+   * is decrypted; the previous key keeps decrypting frames in flight for a
+   * grace period (10 s). When two moderators rotate at once, the slot event
+   * the room's state keeps decides, so the call converges on one key.
+   *
+   * Blocking (a few requests to the homeserver): call it from an
+   * application thread, not from a streaming thread. When our user lacks
+   * the power level to change the slot event, nothing is sent and a
+   * warning message (GST_RESOURCE_ERROR_NOT_AUTHORIZED) is posted on the
+   * bus; other failures (not in slot-shared mode, not joined yet, no slot,
+   * network) post a GST_RESOURCE_ERROR_FAILED warning.
+   *
+   * Returns: (transfer full) (nullable): the new key event's id, or %NULL
+   * on failure.
+   */
+  g_signal_new_class_handler ("rotate-slot-key", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
+      G_CALLBACK (gst_matrix_rtc_call_bin_rotate_slot_key), NULL, NULL, NULL,
+      G_TYPE_STRING, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_MATRIX_RTC_CALL_BIN, 0);
 }
 

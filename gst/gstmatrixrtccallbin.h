@@ -140,7 +140,8 @@ GstMatrixRtcE2eeMode gst_matrix_rtc_call_bin_wait_e2ee_mode (
 void gst_matrix_rtc_call_bin_count (
     GstMatrixRtcCallBin *self, const gchar *counter);
 
-/* The matrixrtcframedec of the shown tracks of @identity (new refs). */
+/* The matrixrtcframedec of the shown tracks of @identity, or of every
+ * track when @identity is NULL (new refs). */
 GPtrArray *gst_matrix_rtc_call_bin_dup_framedecs (
     GstMatrixRtcCallBin *self, const gchar *identity);
 
@@ -157,6 +158,18 @@ void gst_matrix_rtc_keys_apply_remote (
 void gst_matrix_rtc_keys_apply_own (
     GstMatrixRtcCallBin *self, GstElement *frameenc);
 void gst_matrix_rtc_keys_stop (GstMatrixRtcCallBin *self);
+/* gstmatrixrtckeys.c: the slot-shared key (e2ee-mode=slot-shared). After
+ * gst_matrix_rtc_keys_start(), before the session starts; then
+ * gst_matrix_rtc_keys_join() follows the slot. */
+gboolean gst_matrix_rtc_keys_use_slot_key (
+    GstMatrixRtcCallBin *self, const gchar *room_id, const gchar *slot_id);
+/* A moderator sends the first key when the slot names none (blocking). */
+void gst_matrix_rtc_keys_ensure_slot_key (
+    GstMatrixRtcCallBin *self, MrtcSession *session);
+/* Blocking: a new key event, and the slot updated to name it. */
+gchar *gst_matrix_rtc_keys_rotate_slot_key (
+    GstMatrixRtcCallBin *self, GError **error);
+void gst_matrix_rtc_keys_add_stats (GstMatrixRtcCallBin *self, GstStructure *s);
 
 /* gstmatrixrtcpublish.c */
 /* The matrixrtcframeenc of the local tracks (new refs). */

@@ -7,12 +7,22 @@
  * version 2.1 of the License, or (at your option) any later version.
  */
 
-/* Per-member media keys of the call (e2ee-mode=per-member), as Element Call:
- * our device's Olm machine (ext/olm) sends our media key Olm-encrypted to
- * every other member's device and rotates it as members come and go; the
- * keys the others send us are installed in the matrixrtcframedec of their
- * tracks (by LiveKit identity and key index), ours in our
- * matrixrtcframeenc. Keys are kept so that chains built later get them. */
+/* Media keys of the call over our device's Olm machine (ext/olm).
+ *
+ * e2ee-mode=per-member, as Element Call: the machine sends our media key
+ * Olm-encrypted to every other member's device and rotates it as members
+ * come and go; the keys the others send us are installed in the
+ * matrixrtcframedec of their tracks (by LiveKit identity and key index),
+ * ours in our matrixrtcframeenc.
+ *
+ * e2ee-mode=slot-shared: one key for the whole slot (MrtcOlmSlotKey): the
+ * Megolm-encrypted key event the slot state event names. Every member
+ * encrypts with it at its key index and every track is decrypted with it;
+ * the previous key stays in the decryptors through the grace period so
+ * that frames in flight still decrypt. Without a key the encryptors drop
+ * (nothing is sent in clear).
+ *
+ * Keys are kept so that chains built later get them. */
 
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -22,6 +32,7 @@
 
 #include "gstmatrixrtccallbin.h"
 #include "mrtcolmcallkeys.h"
+#include "mrtcolmslotkey.h"
 
 GST_DEBUG_CATEGORY_EXTERN (gst_matrix_rtc_call_bin_debug);
 #define GST_CAT_DEFAULT gst_matrix_rtc_call_bin_debug
@@ -29,20 +40,33 @@ GST_DEBUG_CATEGORY_EXTERN (gst_matrix_rtc_call_bin_debug);
 typedef struct
 {
   GMutex lock;
+  GstMatrixRtcCallBin *self; /* not a reference */
   MrtcOlmMachine *machine;
   MrtcOlmCallKeys *keys;
-  GHashTable *remote; /* identity -> GHashTable (index -> GBytes) */
+  MrtcOlmSlotKey *slot_key; /* e2ee-mode=slot-shared */
+  GHashTable *remote;       /* identity -> GHashTable (index -> GBytes) */
+  GHashTable *slot_keys;    /* index -> GBytes: current and in grace */
   guint own_index;
   GBytes *own_key;
 } KeysState;
 
 static GQuark keys_quark;
+/* Guards taking the slot key out of the state against keys_stop(). */
+static GMutex keys_state_lock;
 
 static void on_key_received (MrtcOlmCallKeys *keys, const gchar *identity,
     guint index, GBytes *key, const gchar *user_id, const gchar *device_id,
     GstMatrixRtcCallBin *self);
 static void on_own_key (
     MrtcOlmCallKeys *keys, guint index, GBytes *key, GstMatrixRtcCallBin *self);
+static void on_slot_key_changed (MrtcOlmSlotKey *sk, guint index, GBytes *key,
+    const gchar *event_id, GstMatrixRtcCallBin *self);
+static void on_slot_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
+    const gchar *event_id, GstMatrixRtcCallBin *self);
+static void on_slot_key_expired (MrtcOlmSlotKey *sk, guint index,
+    const gchar *event_id, GstMatrixRtcCallBin *self);
+static void on_slot_key_status (MrtcOlmSlotKey *sk, guint status,
+    const gchar *event_id, const gchar *message, GstMatrixRtcCallBin *self);
 
 static void
 keys_state_free (KeysState *st)
@@ -57,8 +81,15 @@ keys_state_free (KeysState *st)
     mrtc_olm_machine_flush (st->machine);
     g_object_unref (st->keys);
   }
+  if (st->slot_key != NULL) {
+    g_signal_handlers_disconnect_by_data (st->slot_key, st->self);
+    mrtc_olm_slot_key_stop (st->slot_key);
+    mrtc_olm_machine_flush (st->machine);
+    g_object_unref (st->slot_key);
+  }
   g_clear_object (&st->machine);
   g_hash_table_unref (st->remote);
+  g_hash_table_unref (st->slot_keys);
   g_clear_pointer (&st->own_key, g_bytes_unref);
   g_mutex_clear (&st->lock);
   g_free (st);
@@ -122,10 +153,15 @@ gst_matrix_rtc_keys_start (GstMatrixRtcCallBin *self, MrtcClient *client,
   st = g_new0 (KeysState, 1);
   g_mutex_init (&st->lock);
   st->machine = machine;
+  st->self = self;
   st->remote = g_hash_table_new_full (
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
+  st->slot_keys
+      = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify)g_bytes_unref);
+  g_mutex_lock (&keys_state_lock);
   g_object_set_qdata_full (
       G_OBJECT (self), keys_quark, st, (GDestroyNotify)keys_state_free);
+  g_mutex_unlock (&keys_state_lock);
   return TRUE;
 }
 
@@ -208,6 +244,8 @@ gst_matrix_rtc_keys_join (GstMatrixRtcCallBin *self, const gchar *room_id,
     return TRUE;
   if (!mrtc_olm_machine_track_room (st->machine, room_id, error))
     return FALSE;
+  if (st->slot_key != NULL)
+    return mrtc_olm_slot_key_start (st->slot_key, error);
   st->keys = mrtc_olm_call_keys_new (st->machine, room_id, own_member_id);
   g_signal_connect (
       st->keys, "key-received", G_CALLBACK (on_key_received), self);
@@ -251,7 +289,8 @@ gst_matrix_rtc_keys_apply_remote (
   if (st == NULL)
     return;
   g_mutex_lock (&st->lock);
-  of = g_hash_table_lookup (st->remote, identity);
+  of = st->slot_key != NULL ? st->slot_keys
+                            : g_hash_table_lookup (st->remote, identity);
   if (of != NULL) {
     g_hash_table_iter_init (&iter, of);
     while (g_hash_table_iter_next (&iter, &index, &key)) {
@@ -265,6 +304,253 @@ gst_matrix_rtc_keys_apply_remote (
   for (i = 0; i < keys->len; i++)
     set_key (framedec, g_array_index (indexes, guint, i),
         g_ptr_array_index (keys, i));
+}
+
+/* ------------------------------------------------------------------ */
+/* e2ee-mode=slot-shared */
+
+static void
+post_key_status (GstMatrixRtcCallBin *self, MrtcOlmSlotKeyStatus status,
+    const gchar *event_id, const gchar *message)
+{
+  GstStructure *s = gst_structure_new ("matrixrtc-key-status", "status",
+      G_TYPE_STRING, mrtc_olm_slot_key_status_name (status), "message",
+      G_TYPE_STRING, message, NULL);
+
+  if (event_id != NULL)
+    gst_structure_set (s, "event-id", G_TYPE_STRING, event_id, NULL);
+  gst_element_post_message (
+      GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static void
+on_slot_key_changed (MrtcOlmSlotKey *sk, guint index, GBytes *key,
+    const gchar *event_id, GstMatrixRtcCallBin *self)
+{
+  KeysState *st = get_state (self);
+  g_autoptr (GPtrArray) decs = NULL;
+  g_autoptr (GPtrArray) encs = NULL;
+  guint i;
+
+  if (st == NULL)
+    return;
+  GST_INFO_OBJECT (
+      self, "slot key of %s now current at index %u", event_id, index);
+  g_mutex_lock (&st->lock);
+  g_hash_table_replace (
+      st->slot_keys, GUINT_TO_POINTER (index), g_bytes_ref (key));
+  g_clear_pointer (&st->own_key, g_bytes_unref);
+  st->own_key = g_bytes_ref (key);
+  st->own_index = index;
+  g_mutex_unlock (&st->lock);
+  /* Receivers first: the others switch when they see the same slot. */
+  decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
+  for (i = 0; i < decs->len; i++)
+    set_key (g_ptr_array_index (decs, i), index, key);
+  encs = gst_matrix_rtc_publish_dup_frameencs (self);
+  for (i = 0; i < encs->len; i++)
+    set_key (g_ptr_array_index (encs, i), index, key);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("matrixrtc-key-changed", "kind", G_TYPE_STRING,
+              "slot", "key-index", G_TYPE_UINT, index, "event-id",
+              G_TYPE_STRING, event_id, NULL)));
+}
+
+/* A key event's key before the slot names it: the decryptors take frames
+ * at its index already, so that a sender whose sync saw the slot update
+ * first loses us nothing. Never over a key in use at that index. */
+static void
+on_slot_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
+    const gchar *event_id, GstMatrixRtcCallBin *self)
+{
+  KeysState *st = get_state (self);
+  g_autoptr (GPtrArray) decs = NULL;
+  GBytes *in_use;
+  gboolean ok;
+  guint i;
+
+  if (st == NULL)
+    return;
+  g_mutex_lock (&st->lock);
+  in_use = g_hash_table_lookup (st->slot_keys, GUINT_TO_POINTER (index));
+  ok = in_use == NULL || g_bytes_equal (in_use, key);
+  g_mutex_unlock (&st->lock);
+  if (!ok) {
+    GST_DEBUG_OBJECT (self,
+        "key of %s not installed ahead: its index %u is in use", event_id,
+        index);
+    return;
+  }
+  GST_DEBUG_OBJECT (
+      self, "key of %s known: decryptors accept index %u", event_id, index);
+  decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
+  for (i = 0; i < decs->len; i++)
+    set_key (g_ptr_array_index (decs, i), index, key);
+}
+
+static void
+on_slot_key_expired (MrtcOlmSlotKey *sk, guint index, const gchar *event_id,
+    GstMatrixRtcCallBin *self)
+{
+  KeysState *st = get_state (self);
+  g_autoptr (GPtrArray) decs = NULL;
+  g_autoptr (GBytes) junk = NULL;
+  guint8 bytes[MRTC_OLM_SLOT_KEY_LEN];
+  gboolean forget;
+  guint i;
+
+  if (st == NULL)
+    return;
+  GST_DEBUG_OBJECT (
+      self, "slot key %u (%s) left its grace period", index, event_id);
+  g_mutex_lock (&st->lock);
+  forget = index != st->own_index;
+  if (forget)
+    g_hash_table_remove (st->slot_keys, GUINT_TO_POINTER (index));
+  g_mutex_unlock (&st->lock);
+  if (!forget)
+    return;
+  /* Chains built from now on do not get it; the running decryptors forget
+   * it: a random key takes its index (the decryptor has no removal), so
+   * that frames still sent with the replaced key (e.g. by whoever the
+   * rotation shut out) fail and are counted instead of being shown. */
+  mrtc_olm_random_bytes (bytes, sizeof (bytes));
+  junk = g_bytes_new (bytes, sizeof (bytes));
+  mrtc_olm_wipe (bytes, sizeof (bytes));
+  decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
+  for (i = 0; i < decs->len; i++)
+    set_key (g_ptr_array_index (decs, i), index, junk);
+}
+
+static void
+on_slot_key_status (MrtcOlmSlotKey *sk, guint status, const gchar *event_id,
+    const gchar *message, GstMatrixRtcCallBin *self)
+{
+  GST_INFO_OBJECT (self, "slot key: %s (%s)",
+      mrtc_olm_slot_key_status_name (status), message);
+  if (status == MRTC_OLM_SLOT_KEY_STATUS_WAITING)
+    gst_matrix_rtc_call_bin_count (self, "slot-key-waits");
+  post_key_status (self, status, event_id, message);
+}
+
+gboolean
+gst_matrix_rtc_keys_use_slot_key (
+    GstMatrixRtcCallBin *self, const gchar *room_id, const gchar *slot_id)
+{
+  KeysState *st = get_state (self);
+
+  if (st == NULL)
+    return FALSE;
+  /* Before the room's events come in: the machine hands a decrypted key
+   * event out once. */
+  st->slot_key = mrtc_olm_slot_key_new (st->machine, room_id, slot_id);
+  g_signal_connect (
+      st->slot_key, "key-changed", G_CALLBACK (on_slot_key_changed), self);
+  g_signal_connect (
+      st->slot_key, "key-expired", G_CALLBACK (on_slot_key_expired), self);
+  g_signal_connect (
+      st->slot_key, "key-known", G_CALLBACK (on_slot_key_known), self);
+  g_signal_connect (
+      st->slot_key, "key-status", G_CALLBACK (on_slot_key_status), self);
+  return TRUE;
+}
+
+static MrtcOlmSlotKey *
+dup_slot_key (GstMatrixRtcCallBin *self)
+{
+  KeysState *st;
+  MrtcOlmSlotKey *sk = NULL;
+
+  g_mutex_lock (&keys_state_lock);
+  st = get_state (self);
+  if (st != NULL && st->slot_key != NULL)
+    sk = g_object_ref (st->slot_key);
+  g_mutex_unlock (&keys_state_lock);
+  return sk;
+}
+
+gchar *
+gst_matrix_rtc_keys_rotate_slot_key (GstMatrixRtcCallBin *self, GError **error)
+{
+  g_autoptr (MrtcOlmSlotKey) sk = dup_slot_key (self);
+
+  if (sk == NULL) {
+    g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_STATE,
+        "the slot key can only be rotated with e2ee-mode=slot-shared, once "
+        "the element joined the call");
+    return NULL;
+  }
+  return mrtc_olm_slot_key_rotate (sk, error);
+}
+
+/* The first key of a slot that names none (or names an unusable one): a
+ * moderator sends it (opening the slot when there is none); others wait for
+ * one. Never fatal. */
+void
+gst_matrix_rtc_keys_ensure_slot_key (
+    GstMatrixRtcCallBin *self, MrtcSession *session)
+{
+  g_autoptr (MrtcOlmSlotKey) sk = dup_slot_key (self);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *event_id = NULL;
+  g_autofree gchar *message = NULL;
+
+  MrtcOlmSlotKeyStatus status;
+
+  if (sk == NULL)
+    return;
+  /* No key named, or one that can never be used: a moderator replaces it. */
+  status = mrtc_olm_slot_key_get_status (sk, NULL);
+  if (status != MRTC_OLM_SLOT_KEY_STATUS_NO_KEY
+      && status != MRTC_OLM_SLOT_KEY_STATUS_INVALID)
+    return;
+  event_id = mrtc_olm_slot_key_rotate (sk, &error);
+  if (event_id == NULL
+      && g_error_matches (
+          error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_NO_SLOT)) {
+    g_clear_error (&error);
+    if (mrtc_session_set_slot_open (session, TRUE, &error))
+      event_id = mrtc_olm_slot_key_rotate (sk, &error);
+  }
+  if (event_id != NULL) {
+    GST_INFO_OBJECT (
+        self, "the slot named no key: sent key event %s", event_id);
+    return;
+  }
+  GST_INFO_OBJECT (
+      self, "the slot names no key and we cannot set one: %s", error->message);
+  /* Still none (no concurrent rotation came in): say what we wait for
+   * (an unusable key said so itself). */
+  if (mrtc_olm_slot_key_get_status (sk, &message)
+      == MRTC_OLM_SLOT_KEY_STATUS_NO_KEY) {
+    g_autofree gchar *text = g_strdup_printf (
+        "the slot names no shared key yet: waiting for a moderator to set "
+        "one (%s)",
+        error->message);
+
+    post_key_status (self, MRTC_OLM_SLOT_KEY_STATUS_NO_KEY, NULL, text);
+  }
+}
+
+void
+gst_matrix_rtc_keys_add_stats (GstMatrixRtcCallBin *self, GstStructure *s)
+{
+  g_autoptr (MrtcOlmSlotKey) sk = dup_slot_key (self);
+  guint index = 0;
+  g_autofree gchar *event_id = NULL;
+  g_autoptr (GBytes) key = NULL;
+
+  if (sk == NULL)
+    return;
+  key = mrtc_olm_slot_key_get_current (sk, &index, &event_id);
+  gst_structure_set (s, "slot-key-status", G_TYPE_STRING,
+      mrtc_olm_slot_key_status_name (mrtc_olm_slot_key_get_status (sk, NULL)),
+      "slot-key-requests", G_TYPE_UINT,
+      mrtc_olm_slot_key_get_requests_sent (sk), NULL);
+  if (key != NULL)
+    gst_structure_set (s, "slot-key-index", G_TYPE_UINT, index,
+        "slot-key-event-id", G_TYPE_STRING, event_id, NULL);
 }
 
 void
@@ -290,6 +576,15 @@ gst_matrix_rtc_keys_apply_own (GstMatrixRtcCallBin *self, GstElement *frameenc)
 void
 gst_matrix_rtc_keys_stop (GstMatrixRtcCallBin *self)
 {
-  if (keys_quark != 0)
-    g_object_set_qdata (G_OBJECT (self), keys_quark, NULL);
+  KeysState *st;
+
+  if (keys_quark == 0)
+    return;
+  /* Out of reach first (rotations hold their own reference), then freed
+   * outside the lock (that waits for the machine's worker). */
+  g_mutex_lock (&keys_state_lock);
+  st = g_object_steal_qdata (G_OBJECT (self), keys_quark);
+  g_mutex_unlock (&keys_state_lock);
+  if (st != NULL)
+    keys_state_free (st);
 }

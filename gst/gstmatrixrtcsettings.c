@@ -49,6 +49,8 @@ gst_matrix_rtc_e2ee_mode_nick (GstMatrixRtcE2eeMode mode)
       return "per-member";
     case GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE:
       return "passphrase";
+    case GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED:
+      return "slot-shared";
   }
   return "unknown";
 }
@@ -68,6 +70,9 @@ gst_matrix_rtc_e2ee_mode_get_type (void)
         "per-member" },
     { GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE, "One key from a shared passphrase",
         "passphrase" },
+    { GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED,
+        "One key for the slot, a Megolm-encrypted room event the slot names",
+        "slot-shared" },
     { 0, NULL, NULL },
   };
 
@@ -313,11 +318,12 @@ gst_matrix_rtc_settings_validate (const GstMatrixRtcSettings *s, GError **error)
                                   "\"passphrase\" is set");
   if (s->passphrase != NULL
       && (s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_NONE
-          || s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER))
+          || s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER
+          || s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED))
     return settings_error (error,
         "A \"passphrase\" is set but \"e2ee-mode\" "
         "is %s: unset one of them",
-        s->e2ee_mode == GST_MATRIX_RTC_E2EE_MODE_NONE ? "none" : "per-member");
+        gst_matrix_rtc_e2ee_mode_nick (s->e2ee_mode));
 
   if (s->token_service != NULL && s->livekit_url != NULL)
     return settings_error (error,

@@ -44,6 +44,12 @@ typedef enum
  *   every other member as Olm-encrypted to-device messages
  * @GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE: one key derived from a shared
  *   passphrase (Element Call's `password=` rooms)
+ * @GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED: one key for the whole slot, sent
+ *   as a Megolm-encrypted room event
+ *   (`org.matrix.msc4143.rtc.shared_encryption_key`) that the slot state
+ *   event names in application["m.shared_key_event"]; a moderator rotates
+ *   it ("rotate-slot-key"). Needs an encrypted room. Media is dropped, never
+ *   sent in clear, while no key is known.
  *
  * How media is end-to-end encrypted.
  */
@@ -53,6 +59,7 @@ typedef enum
   GST_MATRIX_RTC_E2EE_MODE_NONE,
   GST_MATRIX_RTC_E2EE_MODE_PER_MEMBER,
   GST_MATRIX_RTC_E2EE_MODE_PASSPHRASE,
+  GST_MATRIX_RTC_E2EE_MODE_SLOT_SHARED,
 } GstMatrixRtcE2eeMode;
 
 /**
@@ -73,7 +80,8 @@ GType gst_matrix_rtc_membership_format_get_type (void);
   (gst_matrix_rtc_membership_format_get_type ())
 GType gst_matrix_rtc_e2ee_mode_get_type (void);
 #define GST_TYPE_MATRIX_RTC_E2EE_MODE (gst_matrix_rtc_e2ee_mode_get_type ())
-/* The mode's nick ("auto", "none", "per-member", "passphrase"). */
+/* The mode's nick ("auto", "none", "per-member", "passphrase",
+ * "slot-shared"). */
 const gchar *gst_matrix_rtc_e2ee_mode_nick (GstMatrixRtcE2eeMode mode);
 GType gst_matrix_rtc_video_codec_get_type (void);
 #define GST_TYPE_MATRIX_RTC_VIDEO_CODEC (gst_matrix_rtc_video_codec_get_type ())

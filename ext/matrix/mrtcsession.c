@@ -1685,13 +1685,98 @@ on_slot_sent (GObject *source, GAsyncResult *result, gpointer data)
   op_complete (op, NULL);
 }
 
+/* The content to send: the slot event in force (@existing, nullable) with
+ * its status set, everything else it carries kept (the application's
+ * fields, e.g. a slot-shared key reference "m.shared_key_event", and its
+ * encryption); what a fresh slot has (application type, per-member
+ * encryption in encrypted rooms) only fills in what is missing. */
+static JsonObject *
+merge_slot_content (JsonObject *existing, JsonObject *fresh)
+{
+  JsonObject *content;
+  GList *names, *l;
+
+  if (existing == NULL)
+    return json_object_ref (fresh);
+  {
+    /* A deep copy (json_node_copy() shares nested objects). */
+    g_autoptr (JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+    g_autofree gchar *text = NULL;
+    g_autoptr (JsonNode) copy = NULL;
+
+    json_node_set_object (node, existing);
+    text = json_to_string (node, FALSE);
+    copy = json_from_string (text, NULL);
+    if (copy == NULL || !JSON_NODE_HOLDS_OBJECT (copy))
+      return json_object_ref (fresh);
+    content = json_node_dup_object (copy);
+  }
+  json_object_set_string_member (
+      content, "status", mrtc_json_get_string (fresh, "status"));
+  names = json_object_get_members (fresh);
+  for (l = names; l != NULL; l = l->next) {
+    const gchar *name = l->data;
+    JsonObject *have = mrtc_json_get_object (content, name);
+    JsonObject *want = mrtc_json_get_object (fresh, name);
+
+    if (g_str_equal (name, "status"))
+      continue;
+    if (!json_object_has_member (content, name)) {
+      json_object_set_member (
+          content, name, json_node_copy (json_object_get_member (fresh, name)));
+    } else if (have != NULL && want != NULL) {
+      /* e.g. application: keep its fields, add the missing ones (type) */
+      GList *inner = json_object_get_members (want), *k;
+
+      for (k = inner; k != NULL; k = k->next) {
+        if (!json_object_has_member (have, k->data))
+          json_object_set_member (have, k->data,
+              json_node_copy (json_object_get_member (want, k->data)));
+      }
+      g_list_free (inner);
+    }
+  }
+  g_list_free (names);
+  return content;
+}
+
+static void
+on_slot_read (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Op *op = data;
+  MrtcSession *session = op->session;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) node
+      = mrtc_client_call_finish (MRTC_CLIENT (source), result, &error);
+  g_autoptr (JsonObject) fresh = NULL;
+  g_autoptr (JsonObject) content = NULL;
+  JsonObject *existing = NULL;
+
+  if (node == NULL
+      && !g_error_matches (
+          error, MRTC_CLIENT_ERROR, MRTC_CLIENT_ERROR_NOT_FOUND)) {
+    op_complete (op, g_steal_pointer (&error));
+    return;
+  }
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+    existing = json_node_get_object (node);
+  fresh = mrtc_build_slot (session->slot_id, op->open,
+      mrtc_call_state_is_encrypted (session->state));
+  content = merge_slot_content (existing, fresh);
+  call (session,
+      mrtc_request_send_state (session->room_id, MRTC_EVENT_RTC_SLOT,
+          session->slot_id, content, -1, -1),
+      on_slot_sent, op);
+}
+
 static gboolean
 slot_cb (gpointer data)
 {
   Op *op = data;
   MrtcSession *session = op->session;
   g_autofree gchar *user = mrtc_client_dup_user_id (session->client);
-  g_autoptr (JsonObject) content = NULL;
+  g_autofree gchar *room = NULL, *type = NULL, *key = NULL, *path = NULL;
+  MrtcRequest *req;
 
   if (!mrtc_call_state_can_send_state (
           session->state, user, MRTC_EVENT_RTC_SLOT)) {
@@ -1703,12 +1788,16 @@ slot_cb (gpointer data)
                 session->room_id));
     return G_SOURCE_REMOVE;
   }
-  content = mrtc_build_slot (session->slot_id, op->open,
-      mrtc_call_state_is_encrypted (session->state));
-  call (session,
-      mrtc_request_send_state (session->room_id, MRTC_EVENT_RTC_SLOT,
-          session->slot_id, content, -1, -1),
-      on_slot_sent, op);
+  /* The slot event in force, read right before the update so that the
+   * fields others put there are kept (not from the sync: it may lag). */
+  room = g_uri_escape_string (session->room_id, NULL, FALSE);
+  type = g_uri_escape_string (MRTC_EVENT_RTC_SLOT, NULL, FALSE);
+  key = g_uri_escape_string (session->slot_id, NULL, FALSE);
+  path = g_strdup_printf (
+      "/_matrix/client/v3/rooms/%s/state/%s/%s", room, type, key);
+  req = mrtc_request_new ("GET", path);
+  req->max_response_bytes = MRTC_CLIENT_MAX_RESPONSE_SMALL;
+  call (session, req, on_slot_read, op);
   return G_SOURCE_REMOVE;
 }
 

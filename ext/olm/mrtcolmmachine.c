@@ -1705,6 +1705,64 @@ on_client_sync (MrtcClient *client, JsonObject *resp, gpointer data)
   mrtc_olm_machine_run_async (machine, process_sync_job, args, args_free);
 }
 
+typedef struct
+{
+  MrtcOlmMachine *machine; /* not a reference: the job dies with the worker */
+  gchar *room_id;
+  gchar *text;
+} FeedArgs;
+
+static void
+feed_args_free (gpointer data)
+{
+  FeedArgs *f = data;
+
+  g_free (f->room_id);
+  mrtc_olm_wipe_string (f->text);
+  g_free (f);
+}
+
+static gboolean
+feed_room_event_job (gpointer data)
+{
+  FeedArgs *f = data;
+  g_autoptr (JsonObject) event = parse_object (f->text);
+
+  if (event != NULL)
+    process_room_event (f->machine, f->room_id, event);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * mrtc_olm_machine_feed_room_event:
+ * @machine: the machine
+ * @room_id: the room @event belongs to
+ * @event: a client event fetched outside /sync (e.g. GET
+ *   /rooms/{roomId}/event/{eventId}), with event_id, sender and content
+ *
+ * Decrypts a room event the sync did not bring (or brought before we
+ * listened) as if it came in the timeline: queued on the worker after
+ * everything queued before; an `m.room.encrypted` event is decrypted now
+ * and handed out by #MrtcOlmMachine::room-event, or kept until its Megolm
+ * session arrives; an event already handed out is not handed out again.
+ * Other event types are ignored. Any thread (the worker included: the
+ * event is then processed after the current job).
+ */
+void
+mrtc_olm_machine_feed_room_event (
+    MrtcOlmMachine *machine, const gchar *room_id, JsonObject *event)
+{
+  FeedArgs *f;
+
+  g_return_if_fail (MRTC_OLM_IS_MACHINE (machine));
+  g_return_if_fail (room_id != NULL && event != NULL);
+  f = g_new0 (FeedArgs, 1);
+  f->machine = machine;
+  f->room_id = g_strdup (room_id);
+  f->text = mrtc_olm_json_object_to_string (event);
+  mrtc_olm_machine_run_async (machine, feed_room_event_job, f, feed_args_free);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Object */
 

@@ -93,6 +93,12 @@ gchar *mrtc_olm_machine_send_room_event (MrtcOlmMachine *machine,
     const gchar *room_id, const gchar *type, JsonObject *content,
     GError **error);
 
+/* Decrypts a room event fetched outside /sync (GET .../event/{id}) as if
+ * the timeline brought it: out of room-event now or once its room key
+ * comes. Any thread. */
+void mrtc_olm_machine_feed_room_event (
+    MrtcOlmMachine *machine, const gchar *room_id, JsonObject *event);
+
 GPtrArray *mrtc_olm_machine_recent_decrypted (
     MrtcOlmMachine *machine, const gchar *type);
 

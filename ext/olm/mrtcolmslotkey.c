@@ -15,11 +15,9 @@
  * handler (the client's thread: it only queues) and the blocking calls.
  * Never logs key bytes.
  *
- * A fetched key event reaches the machine as a one-event "sync" emitted on
- * the client (feed_to_machine()): MrtcOlmMachine has no other entry for
- * room events. Other "sync" listeners see a response with that single
- * encrypted timeline event, which they ignore. A public
- * mrtc_olm_machine_decrypt_room_event() would replace it.
+ * A fetched key event goes to the machine with
+ * mrtc_olm_machine_feed_room_event(): decrypted there like a timeline
+ * event (room-event), now or when its Megolm session comes.
  */
 
 #ifdef HAVE_CONFIG_H
@@ -43,6 +41,7 @@
 enum
 {
   SIGNAL_KEY_CHANGED,
+  SIGNAL_KEY_KNOWN,
   SIGNAL_KEY_EXPIRED,
   SIGNAL_KEY_STATUS,
   N_SIGNALS
@@ -149,59 +148,6 @@ schedule_timer (MrtcOlmSlotKey *sk)
   g_source_attach (sk->timer, mrtc_olm_machine_get_context (sk->machine));
 }
 
-/* Client thread: hands a fetched encrypted event to the machine the way
- * /sync would (the machine has no other entry for room events); the
- * machine decrypts it (room-event) or keeps it until its room key comes. */
-typedef struct
-{
-  MrtcClient *client;
-  gchar *text;
-} FeedArgs;
-
-static void
-feed_args_free (gpointer data)
-{
-  FeedArgs *f = data;
-
-  g_object_unref (f->client);
-  g_free (f->text);
-  g_free (f);
-}
-
-static gboolean
-feed_cb (gpointer data)
-{
-  FeedArgs *f = data;
-  g_autoptr (JsonObject) resp = mrtc_json_object_from_string (f->text, -1,
-      MRTC_CLIENT_MAX_RESPONSE_SMALL, MRTC_JSON_MAX_DEPTH_ANY, NULL);
-
-  if (resp != NULL)
-    g_signal_emit_by_name (f->client, "sync", resp);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-feed_to_machine (MrtcOlmSlotKey *sk, JsonObject *event)
-{
-  g_autoptr (JsonObject) resp = json_object_new ();
-  JsonObject *rooms = json_object_new ();
-  JsonObject *join = json_object_new ();
-  JsonObject *room = json_object_new ();
-  JsonObject *timeline = json_object_new ();
-  JsonArray *events = json_array_new ();
-  FeedArgs *f = g_new0 (FeedArgs, 1);
-
-  json_array_add_object_element (events, json_object_ref (event));
-  json_object_set_array_member (timeline, "events", events);
-  json_object_set_object_member (room, "timeline", timeline);
-  json_object_set_object_member (join, sk->room_id, room);
-  json_object_set_object_member (rooms, "join", join);
-  json_object_set_object_member (resp, "rooms", rooms);
-  f->client = g_object_ref (sk->client);
-  f->text = mrtc_olm_json_object_to_string (resp);
-  mrtc_client_invoke (sk->client, feed_cb, f, feed_args_free);
-}
-
 /* GET the key event (blocking, worker). */
 static void
 fetch_key_event (MrtcOlmSlotKey *sk, const gchar *event_id)
@@ -258,7 +204,7 @@ fetch_key_event (MrtcOlmSlotKey *sk, const gchar *event_id)
       sk->envelopes, g_strdup (event_id), json_object_ref (event));
   g_debug ("fetched key event %s of %s: handing it to the machine", event_id,
       sk->room_id);
-  feed_to_machine (sk, event);
+  mrtc_olm_machine_feed_room_event (sk->machine, sk->room_id, event);
 }
 
 /* m.room_key_request to the key event's sender device (worker). */
@@ -417,6 +363,18 @@ process (MrtcOlmSlotKey *sk)
 /* ------------------------------------------------------------------------ */
 /* Inputs (worker) */
 
+/* A key event's key was learned (worker): receivers may take frames at its
+ * index before the slot names it, so that members whose sync lags behind
+ * the sender's switch lose nothing. */
+static void
+announce_known (MrtcOlmSlotKey *sk, const gchar *event_id, const guint8 *key)
+{
+  g_autoptr (GBytes) bytes = g_bytes_new (key, MRTC_OLM_SLOT_KEY_LEN);
+
+  g_signal_emit (sk, signals[SIGNAL_KEY_KNOWN], 0,
+      mrtc_olm_slot_key_index_for_event (event_id), bytes, event_id);
+}
+
 static gboolean
 is_key_event_type (const gchar *type)
 {
@@ -449,6 +407,7 @@ on_room_event (MrtcOlmMachine *machine, const gchar *room_id, JsonObject *event,
           sk->schedule, event_id, error->message);
   } else {
     g_debug ("decrypted shared key event %s in %s", event_id, room_id);
+    announce_known (sk, event_id, key);
   }
   mrtc_olm_wipe (key, sizeof (key));
   process (sk);
@@ -500,6 +459,7 @@ on_decrypted (MrtcOlmMachine *machine, gpointer data, gpointer user_data)
   } else {
     g_debug ("got the key of %s from %s %s", event_id, d->sender,
         d->sender_device->device_id);
+    announce_known (sk, event_id, key);
   }
   mrtc_olm_wipe (key, sizeof (key));
   process (sk);
@@ -1020,6 +980,7 @@ record_job (gpointer data)
       sk->schedule, r->event_id, r->key, MRTC_OLM_SLOT_KEY_LEN, r->error);
   if (!r->ok)
     return G_SOURCE_REMOVE;
+  announce_known (sk, r->event_id, r->key);
   o = g_new0 (OwnEvent, 1);
   o->event_id = g_strdup (r->event_id);
   o->session_id = g_strdup (r->session_id);
@@ -1418,6 +1379,21 @@ mrtc_olm_slot_key_class_init (MrtcOlmSlotKeyClass *klass)
    * decrypting with the previous one until key-expired.
    */
   signals[SIGNAL_KEY_CHANGED] = g_signal_new ("key-changed",
+      G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_BYTES, G_TYPE_STRING);
+  /**
+   * MrtcOlmSlotKey::key-known:
+   * @index: the key index of the key event (0..255)
+   * @key: the 16 key bytes
+   * @event_id: the key event
+   *
+   * The key of a key event was learned (decrypted, answered to our key
+   * request, or sent by us), whether or not the slot names it yet: a
+   * receiver may accept frames at @index already (a rotation's senders
+   * switch as their own sync brings the slot update). Do not send with it
+   * before key-changed names it.
+   */
+  signals[SIGNAL_KEY_KNOWN] = g_signal_new ("key-known",
       G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
       G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_BYTES, G_TYPE_STRING);
   /**

@@ -60,6 +60,9 @@ typedef enum
  * on the machine's worker thread:
  *   key-changed (guint index, GBytes *key, const gchar *event_id): use
  *     @key at @index for sending and receiving from now on;
+ *   key-known (guint index, GBytes *key, const gchar *event_id): a key
+ *     event's key was learned, named by the slot or not yet: receivers may
+ *     accept frames at @index (never send with it before key-changed);
  *   key-expired (guint index, const gchar *event_id): the previous key's
  *     grace period is over;
  *   key-status (guint status, const gchar *event_id, const gchar *message):

@@ -997,6 +997,73 @@ GST_START_TEST (test_slot_closing_sticky)
 
 GST_END_TEST;
 
+/* The slot content in the room state now (the unstable event). */
+static JsonObject *
+read_slot_content (Peer *p, const gchar *room_id)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonArray) state
+      = mrtc_client_get_room_state (p->user->client, room_id, &error);
+  guint i;
+
+  fail_unless (state != NULL, "%s", error ? error->message : "");
+  for (i = 0; i < json_array_get_length (state); i++) {
+    JsonObject *ev = json_array_get_object_element (state, i);
+
+    if (g_strcmp0 (mrtc_json_get_string (ev, "type"), MRTC_EVENT_RTC_SLOT) == 0
+        && g_strcmp0 (mrtc_json_get_string (ev, "state_key"), "m.call#ROOM")
+               == 0)
+      return json_object_ref (mrtc_json_get_object (ev, "content"));
+  }
+  return NULL;
+}
+
+/* Closing and opening the slot keeps what else its content carries (the
+ * slot-shared key reference application["m.shared_key_event"], other
+ * application fields, fields of later drafts). */
+GST_START_TEST (test_slot_open_keeps_fields)
+{
+  g_autofree gchar *room_id = NULL;
+  g_autoptr (Peer) mod
+      = peer_new ("keep", &room_id, MRTC_MEMBERSHIP_FORMAT_LEGACY);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree gchar *event_id = NULL;
+  guint round;
+
+  fail_unless (json_parser_load_from_data (parser,
+      "{\"status\":\"open\",\"application\":{\"type\":\"m.call\","
+      "\"m.shared_key_event\":\"$key-event\",\"x.extra\":7},"
+      "\"x.custom\":{\"a\":1}}",
+      -1, NULL));
+  event_id = mrtc_client_send_state (mod->user->client, room_id,
+      MRTC_EVENT_RTC_SLOT, "m.call#ROOM",
+      json_node_get_object (json_parser_get_root (parser)), -1, &error);
+  fail_unless (event_id != NULL, "%s", error ? error->message : "");
+
+  for (round = 0; round < 2; round++) {
+    gboolean open = round == 1;
+    g_autoptr (JsonObject) content = NULL;
+    JsonObject *app;
+
+    fail_unless (mrtc_session_set_slot_open (mod->session, open, &error), "%s",
+        error ? error->message : "");
+    content = read_slot_content (mod, room_id);
+    fail_unless (content != NULL);
+    fail_unless_equals_string (
+        mrtc_json_get_string (content, "status"), open ? "open" : "closed");
+    app = mrtc_json_get_object (content, "application");
+    fail_unless (app != NULL, "the application was dropped");
+    fail_unless_equals_string (mrtc_json_get_string (app, "type"), "m.call");
+    fail_unless_equals_string (
+        mrtc_json_get_string (app, "m.shared_key_event"), "$key-event");
+    fail_unless_equals_int (json_object_get_int_member (app, "x.extra"), 7);
+    fail_unless (mrtc_json_get_object (content, "x.custom") != NULL);
+  }
+}
+
+GST_END_TEST;
+
 /* Interop with a real matrix-js-sdk 43 MatrixRTCSession (Node). */
 
 typedef struct
@@ -1486,6 +1553,7 @@ mrtc_session_suite (void)
   tcase_add_test (tc, test_logged_out);
   tcase_add_test (tc, test_kicked);
   tcase_add_test (tc, test_seed_form_slot);
+  tcase_add_test (tc, test_slot_open_keeps_fields);
   tcase_add_test (tc, test_max_delay_fallback);
   return s;
 }
