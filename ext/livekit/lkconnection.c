@@ -1652,6 +1652,18 @@ lk_configure_ice (
   }
 }
 
+/* A subscriber's jitter buffers start as soon as two consecutive packets
+ * are in, not after the whole latency (200 ms on the way to the first
+ * picture); the latency still absorbs reordering and retransmissions. */
+static void
+lk_new_jitterbuffer_cb (GstElement *rtpbin, GstElement *jitterbuffer,
+    guint session, guint ssrc, gpointer user_data)
+{
+  if (g_object_class_find_property (
+          G_OBJECT_GET_CLASS (jitterbuffer), "faststart-min-packets"))
+    g_object_set (jitterbuffer, "faststart-min-packets", 2u, NULL);
+}
+
 static GstElement *
 lk_make_webrtcbin (
     LkConnection *self, const gchar *role, Lkproto__JoinResponse *join)
@@ -1678,6 +1690,13 @@ lk_make_webrtcbin (
       G_CALLBACK (lk_state_notify_cb), lk_handle_ref (self->handle),
       lk_handle_closure_unref, 0);
   if (g_str_equal (role, "subscriber")) {
+    GstElement *rtpbin = gst_bin_get_by_name (GST_BIN (webrtc), "rtpbin");
+
+    if (rtpbin != NULL) {
+      g_signal_connect (rtpbin, "new-jitterbuffer",
+          G_CALLBACK (lk_new_jitterbuffer_cb), NULL);
+      gst_object_unref (rtpbin);
+    }
     g_signal_connect_data (webrtc, "pad-added", G_CALLBACK (lk_sub_pad_added),
         lk_handle_ref (self->handle), lk_handle_closure_unref, 0);
     g_signal_connect_data (webrtc, "pad-removed",
