@@ -165,18 +165,27 @@ gst_matrix_rtc_publish_flush (GstMatrixRtcCallBin *self)
         g_ptr_array_index (pads, i), gst_event_new_flush_start ());
 }
 
+static GstPadTemplate *
+request_sink_template (const gchar *name_template, const gchar *caps_string)
+{
+  GstCaps *caps = gst_caps_from_string (caps_string);
+  GstPadTemplate *templ = gst_pad_template_new (
+      name_template, GST_PAD_SINK, GST_PAD_REQUEST, caps);
+
+  gst_caps_unref (caps); /* (the template takes its own reference) */
+  return templ;
+}
+
 GstPadTemplate *
 gst_matrix_rtc_publish_video_template (void)
 {
-  return gst_pad_template_new ("video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
-      gst_caps_from_string (VIDEO_SINK_CAPS));
+  return request_sink_template ("video_%u", VIDEO_SINK_CAPS);
 }
 
 GstPadTemplate *
 gst_matrix_rtc_publish_audio_template (void)
 {
-  return gst_pad_template_new ("audio_%u", GST_PAD_SINK, GST_PAD_REQUEST,
-      gst_caps_from_string (AUDIO_SINK_CAPS));
+  return request_sink_template ("audio_%u", AUDIO_SINK_CAPS);
 }
 
 static GstElement *
@@ -228,17 +237,25 @@ h264_profile_level_id_for (const gchar *profile)
  * before it: that first key frame would not decrypt at any receiver, ours
  * or Element Call, which then waits for the next one (seconds). libwebrtc
  * sends no AUDs either. */
-static GstPadProbeReturn
-strip_h264_aud_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+typedef struct
 {
-  GstBuffer *in = GST_PAD_PROBE_INFO_BUFFER (info), *out;
+  gboolean discont; /* an AUD-only buffer was dropped: mark the next one */
+} AudStrip;
+
+/* @in without its AUD units: @in itself when it has none, a new buffer
+ * (@in unreffed), or NULL (@in left to the caller) when nothing else was
+ * in it. */
+static GstBuffer *
+strip_h264_aud (AudStrip *strip, GstBuffer *in)
+{
+  GstBuffer *out;
   GByteArray *bytes = NULL;
   GstMapInfo map;
   gsize pos = 0, kept = 0;
   FcNal nal;
 
   if (!gst_buffer_map (in, &map, GST_MAP_READ))
-    return GST_PAD_PROBE_OK;
+    return in;
   while (fc_annexb_next_nal (map.data, map.size, &pos, &nal)) {
     if (nal.size == 0 || (map.data[nal.offset] & 0x1f) != 9)
       continue;
@@ -252,16 +269,72 @@ strip_h264_aud_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   }
   if (bytes == NULL) {
     gst_buffer_unmap (in, &map);
-    return GST_PAD_PROBE_OK;
+    out = in;
+  } else {
+    g_byte_array_append (bytes, map.data + kept, map.size - kept);
+    gst_buffer_unmap (in, &map);
+    if (bytes->len == 0) {
+      /* an access unit of AUDs only: nothing to encrypt or send */
+      if (GST_BUFFER_FLAG_IS_SET (in, GST_BUFFER_FLAG_DISCONT))
+        strip->discont = TRUE;
+      g_byte_array_free (bytes, TRUE);
+      return NULL;
+    }
+    out = gst_buffer_new_wrapped (bytes->data, bytes->len); /* takes it */
+    g_byte_array_free (bytes, FALSE);
+    gst_buffer_copy_into (out, in, GST_BUFFER_COPY_METADATA, 0, -1);
+    gst_buffer_unref (in);
   }
-  g_byte_array_append (bytes, map.data + kept, map.size - kept);
-  gst_buffer_unmap (in, &map);
-  out = gst_buffer_new_wrapped (bytes->data, bytes->len); /* takes the data */
-  g_byte_array_free (bytes, FALSE);
-  gst_buffer_copy_into (out, in, GST_BUFFER_COPY_METADATA, 0, -1);
-  gst_buffer_unref (in);
-  GST_PAD_PROBE_INFO_DATA (info) = out;
+  if (strip->discont) {
+    out = gst_buffer_make_writable (out);
+    GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DISCONT);
+    strip->discont = FALSE;
+  }
+  return out;
+}
+
+static gboolean
+strip_h264_aud_in_list (GstBuffer **buffer, guint idx, gpointer user_data)
+{
+  GstBuffer *out = strip_h264_aud (user_data, *buffer);
+
+  if (out == NULL)
+    gst_buffer_unref (*buffer);
+  *buffer = out; /* NULL removes it from the list */
+  return TRUE;
+}
+
+static GstPadProbeReturn
+strip_h264_aud_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  AudStrip *strip = user_data;
+
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *out = strip_h264_aud (strip, GST_PAD_PROBE_INFO_BUFFER (info));
+
+    if (out == NULL)
+      return GST_PAD_PROBE_DROP; /* the pad unrefs the buffer */
+    GST_PAD_PROBE_INFO_DATA (info) = out;
+  }
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST (info);
+
+    list = gst_buffer_list_make_writable (list);
+    gst_buffer_list_foreach (list, strip_h264_aud_in_list, strip);
+    GST_PAD_PROBE_INFO_DATA (info) = list;
+    if (gst_buffer_list_length (list) == 0)
+      return GST_PAD_PROBE_DROP; /* the pad unrefs the list */
+  }
   return GST_PAD_PROBE_OK;
+}
+
+static void
+set_caps_string (GstElement *capsfilter, const gchar *description)
+{
+  GstCaps *caps = gst_caps_from_string (description);
+
+  g_object_set (capsfilter, "caps", caps, NULL);
+  gst_caps_unref (caps);
 }
 
 /* Builds the chain for @caps; returns its first element. */
@@ -279,6 +352,7 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
   gint width = 0, height = 0;
   gboolean ok = TRUE, h264 = FALSE, audio = g_str_has_prefix (name, "audio/");
   const gchar *h264_profile_level_id = NULL;
+  gchar avc_profile_level_id[7];
 
   /* e2ee-mode=auto is resolved on the call thread once the room is known;
    * the chain (encryptor, payloader, track flag) depends on it. */
@@ -319,11 +393,9 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
       g_object_set (chain[n - 1], "config-interval", -1, NULL);
       ADD ("capsfilter");
       /* constrained baseline, as Element Call publishes (42e01f) */
-      g_object_set (chain[n - 1], "caps",
-          gst_caps_from_string ("video/x-h264,stream-format=byte-stream,"
-                                "alignment=au,"
-                                "profile=(string)constrained-baseline"),
-          NULL);
+      set_caps_string (chain[n - 1],
+          "video/x-h264,stream-format=byte-stream,alignment=au,"
+          "profile=(string)constrained-baseline");
       h264_profile_level_id = "42e01f";
     } else {
       ADD ("vp8enc");
@@ -346,13 +418,33 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
       goto out;
     }
     h264_profile_level_id = h264_profile_level_id_for (profile);
+    if (h264_profile_level_id == NULL) {
+      /* No profile in the caps (tsdemux, appsrc, restreams): the avcC of
+       * stream-format=avc names it; else constrained baseline, which all
+       * receivers take (they decode what the SPS says). */
+      const GValue *v = gst_structure_get_value (s, "codec_data");
+      GstBuffer *avcc
+          = v && GST_VALUE_HOLDS_BUFFER (v) ? gst_value_get_buffer (v) : NULL;
+      guint8 head[4];
+
+      if (avcc != NULL && gst_buffer_extract (avcc, 0, head, 4) == 4
+          && head[0] == 1) {
+        g_snprintf (avc_profile_level_id, sizeof avc_profile_level_id,
+            "%02x%02x%02x", head[1], head[2], head[3]);
+        h264_profile_level_id = avc_profile_level_id;
+      } else {
+        h264_profile_level_id = "42e01f";
+      }
+      GST_INFO_OBJECT (self,
+          "H.264 caps name no profile: profile-level-id %s for the SDP",
+          h264_profile_level_id);
+    }
     ADD ("h264parse");
     g_object_set (chain[n - 1], "config-interval", -1, NULL);
     ADD ("capsfilter");
-    g_object_set (chain[n - 1], "caps",
-        gst_caps_from_string ("video/x-h264,stream-format=byte-stream,"
-                              "alignment=au,profile=" H264_PROFILES),
-        NULL);
+    set_caps_string (chain[n - 1],
+        "video/x-h264,stream-format=byte-stream,alignment=au,"
+        "profile=" H264_PROFILES);
   } else if (g_str_equal (name, "audio/x-raw")) {
     ADD ("queue");
     g_object_set (chain[n - 1], "max-size-time", (guint64)200 * GST_MSECOND,
@@ -376,8 +468,9 @@ build_chain (GstMatrixRtcLocalTrack *t, GstCaps *caps)
     if (h264) {
       GstPad *sink = gst_element_get_static_pad (chain[n - 1], "sink");
 
-      gst_pad_add_probe (
-          sink, GST_PAD_PROBE_TYPE_BUFFER, strip_h264_aud_probe, NULL, NULL);
+      gst_pad_add_probe (sink,
+          GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+          strip_h264_aud_probe, g_new0 (AudStrip, 1), g_free);
       gst_object_unref (sink);
     }
     if (config.passphrase != NULL)
@@ -571,12 +664,35 @@ sink_event_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
-/* Before the chain exists, answer caps queries from the template. */
+/* Accept-caps is always checked against the template without its H.264
+ * profile (and, once the chain exists, by the chain): streams whose caps
+ * name no profile (tsdemux, appsrc, restreamed SRT/HLS/UDP) are accepted,
+ * h264parse finds their profile, and build_chain() refuses a named
+ * unsupported one with an error that names it, not a bare
+ * "not-negotiated". Before the chain exists, caps queries are answered
+ * from the template, whose profiles steer encoders to supported ones. */
 static gboolean
 sink_query (GstPad *pad, GstObject *parent, GstQuery *query)
 {
   GstPad *target = gst_ghost_pad_get_target (GST_GHOST_PAD (pad));
 
+  if (GST_QUERY_TYPE (query) == GST_QUERY_ACCEPT_CAPS) {
+    GstCaps *caps, *templ = gst_pad_get_pad_template_caps (pad);
+    gboolean accepted;
+    guint i;
+
+    templ = gst_caps_make_writable (templ);
+    for (i = 0; i < gst_caps_get_size (templ); i++)
+      gst_structure_remove_field (gst_caps_get_structure (templ, i), "profile");
+    gst_query_parse_accept_caps (query, &caps);
+    accepted = gst_caps_can_intersect (caps, templ);
+    if (accepted && target != NULL)
+      accepted = gst_pad_query_accept_caps (target, caps);
+    gst_query_set_accept_caps_result (query, accepted);
+    gst_caps_unref (templ);
+    gst_clear_object (&target);
+    return TRUE;
+  }
   if (target != NULL) {
     gst_object_unref (target);
     return gst_pad_query_default (pad, parent, query);
@@ -591,23 +707,6 @@ sink_query (GstPad *pad, GstObject *parent, GstQuery *query)
                    : gst_caps_ref (templ);
       gst_query_set_caps_result (query, res);
       gst_caps_unref (res);
-      gst_caps_unref (templ);
-      return TRUE;
-    }
-    case GST_QUERY_ACCEPT_CAPS: {
-      GstCaps *caps, *templ = gst_pad_get_pad_template_caps (pad);
-      guint i;
-
-      /* Any H.264 profile is accepted here (the caps query steers
-       * encoders to the supported ones): build_chain() refuses the others
-       * with an error that names them, not a bare "not-negotiated". */
-      templ = gst_caps_make_writable (templ);
-      for (i = 0; i < gst_caps_get_size (templ); i++)
-        gst_structure_remove_field (
-            gst_caps_get_structure (templ, i), "profile");
-      gst_query_parse_accept_caps (query, &caps);
-      gst_query_set_accept_caps_result (
-          query, gst_caps_can_intersect (caps, templ));
       gst_caps_unref (templ);
       return TRUE;
     }

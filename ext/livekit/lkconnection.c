@@ -104,7 +104,9 @@ typedef struct
   gchar *sid;
   gchar *name;
   gchar *kind;
-  gchar *mime; /* "video/H264", ... or NULL while unknown */
+  /* "video/H264", ...: the track's mime type, then its codecs' (a
+   * backup codec, e.g. VP8 beside AV1); empty while unknown */
+  GStrv mimes;
   Lkproto__TrackSource source;
   gboolean encrypted;
   gboolean muted;
@@ -423,7 +425,7 @@ lk_remote_track_free (gpointer data)
   g_free (t->sid);
   g_free (t->name);
   g_free (t->kind);
-  g_free (t->mime);
+  g_strfreev (t->mimes);
   g_free (t);
 }
 
@@ -701,9 +703,17 @@ lk_deactivate_and_remove_pad (GstElement *element, gpointer data)
     gst_element_remove_pad (element, pad);
 }
 
+/* Marks @pad flushing (data and serialized events entering it from now
+ * on return at once, without going downstream) and tells whether no
+ * streaming thread is inside it. Flushing first closes the window between
+ * the check and the deactivation: a thread that enters after the check
+ * leaves at once instead of being held downstream with the stream lock. */
 static gboolean
-lk_pad_is_idle (GstPad *pad)
+lk_pad_flush_and_is_idle (GstPad *pad)
 {
+  GST_OBJECT_LOCK (pad);
+  GST_PAD_SET_FLUSHING (pad);
+  GST_OBJECT_UNLOCK (pad);
   if (!GST_PAD_STREAM_TRYLOCK (pad))
     return FALSE;
   GST_PAD_STREAM_UNLOCK (pad);
@@ -720,14 +730,18 @@ lk_pad_is_idle (GstPad *pad)
  * deadlocked "gst-launch-1.0 -e" when a track was unpublished just before
  * the pipeline stopped. When the stream lock is taken, the pad is
  * deactivated on a thread of GStreamer's pool instead, which waits for the
- * flush. The pad is unlinked (or has no target): no new data enters it. */
+ * flush. The pad is unlinked (or has no target), and it is marked flushing
+ * before the check, so no thread can enter it and be held between the
+ * check and the deactivation. */
 static void
 lk_remove_pad (LkConnection *self, GstPad *pad)
 {
   GstProxyPad *internal = gst_proxy_pad_get_internal (GST_PROXY_PAD (pad));
   /* data enters a sink ghost pad itself, a src ghost pad's internal pad */
-  gboolean idle = lk_pad_is_idle (pad)
-                  && (internal == NULL || lk_pad_is_idle (GST_PAD (internal)));
+  gboolean idle = lk_pad_flush_and_is_idle (pad);
+
+  if (internal != NULL && !lk_pad_flush_and_is_idle (GST_PAD (internal)))
+    idle = FALSE;
 
   gst_clear_object (&internal);
   if (idle) {
@@ -1124,6 +1138,34 @@ lk_sub_pad_removed (GstElement *webrtc, GstPad *pad, LkHandle *handle)
 /* ------------------------------------------------------------------ */
 /* participants */
 
+/* The codecs of @ti: its mime type, then its codecs' mime types (no empty
+ * ones, no repeats). */
+static GStrv
+lk_track_mime_types (const Lkproto__TrackInfo *ti)
+{
+  GStrvBuilder *builder = g_strv_builder_new ();
+  GPtrArray *seen = g_ptr_array_new ();
+  GStrv mimes;
+  gsize i;
+
+  for (i = 0; i <= ti->n_codecs; i++) {
+    const gchar *mime = i == 0              ? ti->mime_type
+                        : ti->codecs[i - 1] ? ti->codecs[i - 1]->mime_type
+                                            : NULL;
+
+    if (mime == NULL || *mime == '\0'
+        || g_ptr_array_find_with_equal_func (
+            seen, mime, (GEqualFunc)g_str_equal, NULL))
+      continue;
+    g_ptr_array_add (seen, (gpointer)mime);
+    g_strv_builder_add (builder, mime);
+  }
+  mimes = g_strv_builder_end (builder);
+  g_strv_builder_unref (builder);
+  g_ptr_array_unref (seen);
+  return mimes;
+}
+
 static LkParticipant *
 lk_participant_upsert (LkConnection *self, const Lkproto__ParticipantInfo *info,
     gboolean *is_new, GPtrArray *removed_tracks, GPtrArray *muted_changed)
@@ -1167,7 +1209,7 @@ lk_participant_upsert (LkConnection *self, const Lkproto__ParticipantInfo *info,
     t->name = g_strdup (ti->name);
     t->kind
         = g_strdup (ti->type == LKPROTO__TRACK_TYPE__VIDEO ? "video" : "audio");
-    t->mime = ti->mime_type && *ti->mime_type ? g_strdup (ti->mime_type) : NULL;
+    t->mimes = lk_track_mime_types (ti);
     t->source = ti->source;
     t->encrypted = ti->encryption != LKPROTO__ENCRYPTION_TYPE__NONE;
     t->muted = ti->muted;
@@ -1878,10 +1920,15 @@ lk_sub_remote_set (LkConnection *self, gpointer data)
 
 /* Puts each video track's own codec first in its m-section of a
  * subscriber offer (see lk_sdp_prefer_codec()): our answer then names it,
- * and the SFU can forward an H.264, VP9 or AV1 track, not only VP8. The
- * codec is the track's mime type from the join response or a participant
- * update, which the server sends (at once, for a publisher) before it
- * subscribes us to the track. */
+ * and the SFU can forward an H.264 or VP9 track, not only VP8. The codec
+ * is the first of the track's mime type and its codecs' (from the join
+ * response or a participant update, which the server sends, at once for a
+ * publisher, before it subscribes us to the track) that our receive side
+ * handles (lk_sdp_pick_receive_codec()): an AV1 or H.265 track with a VP8
+ * backup codec is answered in VP8, and the SFU forwards the backup. When
+ * none is, the offer is left as the SFU made it. webrtcbin keeps a
+ * section's codec on later offers, so a codec unknown at the first offer
+ * stays VP8 for the session: that is logged as a warning. */
 static void
 lk_sdp_prefer_track_codecs (LkConnection *self, GstSDPMessage *sdp)
 {
@@ -1890,7 +1937,8 @@ lk_sdp_prefer_track_codecs (LkConnection *self, GstSDPMessage *sdp)
 
   for (i = 0; i < media->len; i++) {
     LkSdpMedia *m = g_ptr_array_index (media, i);
-    const gchar *track_sid, *slash;
+    const gchar *track_sid, *codec;
+    gchar *mimes;
     LkParticipant *p = NULL;
     LkRemoteTrack *t;
 
@@ -1900,16 +1948,34 @@ lk_sdp_prefer_track_codecs (LkConnection *self, GstSDPMessage *sdp)
       continue;
     track_sid = g_hash_table_lookup (self->mid_to_track, m->mid);
     t = track_sid ? lk_find_remote_track (self, track_sid, &p) : NULL;
-    if (t == NULL || t->mime == NULL) {
-      GST_DEBUG_OBJECT (self, "mid %s: codec of track %s unknown", m->mid,
+    if (t == NULL) {
+      /* (an m-line of a track that is gone) */
+      GST_DEBUG_OBJECT (self, "mid %s: no current track (%s)", m->mid,
           GST_STR_NULL (track_sid));
       continue;
     }
-    slash = strchr (t->mime, '/');
-    if (!lk_sdp_prefer_codec (sdp, i, slash ? slash + 1 : t->mime))
+    if (t->mimes == NULL || t->mimes[0] == NULL) {
       GST_WARNING_OBJECT (self,
-          "subscriber offer: track %s is %s, which mid %s does not offer",
-          track_sid, t->mime, m->mid);
+          "mid %s: codec of track %s unknown: answering the SFU's first "
+          "codec",
+          m->mid, GST_STR_NULL (track_sid));
+      continue;
+    }
+    mimes = g_strjoinv (", ", t->mimes);
+    codec = lk_sdp_pick_receive_codec ((const gchar *const *)t->mimes);
+    if (codec == NULL)
+      GST_WARNING_OBJECT (self,
+          "subscriber offer: track %s is %s, none of which we receive: "
+          "offer left alone",
+          track_sid, mimes);
+    else if (!lk_sdp_prefer_codec (sdp, i, codec, NULL))
+      GST_WARNING_OBJECT (self,
+          "subscriber offer: track %s is %s, mid %s does not offer %s",
+          track_sid, mimes, m->mid, codec);
+    else
+      GST_DEBUG_OBJECT (self, "mid %s: track %s (%s) answered in %s", m->mid,
+          track_sid, mimes, codec);
+    g_free (mimes);
   }
 }
 

@@ -236,12 +236,44 @@ fmtp_has_param (const GstSDPMedia *m, const gchar *pt, const gchar *param)
   return FALSE;
 }
 
+/* TRUE when the profile-level-id of H.264 payload type @pt in @m names
+ * the profile of @profile_level_id (its first two bytes: profile_idc and
+ * the constraint flags). */
+static gboolean
+fmtp_same_h264_profile (
+    const GstSDPMedia *m, const gchar *pt, const gchar *profile_level_id)
+{
+  g_autofree gchar *param = NULL;
+  guint j;
+
+  if (profile_level_id == NULL || strlen (profile_level_id) != 6)
+    return FALSE;
+  param = g_strdup_printf ("profile-level-id=%.4s", profile_level_id);
+  for (j = 0; j < gst_sdp_media_attributes_len (m); j++) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute (m, j);
+    g_auto (GStrv) params = NULL;
+    guint k;
+
+    if (g_strcmp0 (a->key, "fmtp") != 0 || !attr_is_for_pt (a, pt))
+      continue;
+    params = g_strsplit_set (a->value + strlen (pt), "; ", -1);
+    for (k = 0; params[k] != NULL; k++) {
+      if (strlen (params[k]) == strlen (param) + 2
+          && g_ascii_strncasecmp (params[k], param, strlen (param)) == 0)
+        return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 gboolean
-lk_sdp_prefer_codec (
-    GstSDPMessage *sdp, guint mline, const gchar *encoding_name)
+lk_sdp_prefer_codec (GstSDPMessage *sdp, guint mline,
+    const gchar *encoding_name, const gchar *h264_profile_level_id)
 {
   GstSDPMedia *m;
-  GPtrArray *ranked[3];
+  /* the codec (H.264: packetization-mode=1, of the track's profile when
+   * known), H.264 mode 1 of other profiles, H.264 mode 0, the others */
+  GPtrArray *ranked[4];
   gboolean h264, found = FALSE;
   guint i, r, n = 0;
 
@@ -257,9 +289,17 @@ lk_sdp_prefer_codec (
 
     if (encoding != NULL && g_ascii_strcasecmp (encoding, encoding_name) == 0) {
       found = TRUE;
-      r = !h264 || fmtp_has_param (m, pt, "packetization-mode=1") ? 0 : 1;
+      if (!h264)
+        r = 0;
+      else if (!fmtp_has_param (m, pt, "packetization-mode=1"))
+        r = 2;
+      else if (h264_profile_level_id == NULL
+               || fmtp_same_h264_profile (m, pt, h264_profile_level_id))
+        r = 0;
+      else
+        r = 1;
     } else {
-      r = 2;
+      r = 3;
     }
     g_ptr_array_add (ranked[r], g_strdup (pt));
   }
@@ -269,6 +309,24 @@ lk_sdp_prefer_codec (
     g_ptr_array_unref (ranked[r]);
   }
   return found;
+}
+
+const gchar *
+lk_sdp_pick_receive_codec (const gchar *const *mime_types)
+{
+  static const gchar *const received[] = { "VP8", "VP9", "H264" };
+  guint i, j;
+
+  for (i = 0; mime_types != NULL && mime_types[i] != NULL; i++) {
+    const gchar *slash = strchr (mime_types[i], '/');
+    const gchar *codec = slash ? slash + 1 : mime_types[i];
+
+    for (j = 0; j < G_N_ELEMENTS (received); j++) {
+      if (g_ascii_strcasecmp (codec, received[j]) == 0)
+        return received[j];
+    }
+  }
+  return NULL;
 }
 
 static gboolean

@@ -51,10 +51,23 @@ guint lk_sdp_strip_audio_red (GstSDPMessage *sdp);
  * LiveKit's subscriber offer lists every codec it knows, VP8 first, for
  * each track, whatever the track is published in; webrtcbin 1.22 answers
  * with the first format only, and the SFU then cannot forward an H.264
- * (or VP9, AV1) track ("codec is not supported by remote"). Returns FALSE
- * (and leaves the section alone) when it does not offer the codec. */
-gboolean lk_sdp_prefer_codec (
-    GstSDPMessage *sdp, guint mline, const gchar *encoding_name);
+ * (or VP9) track ("codec is not supported by remote"). For H.264,
+ * @h264_profile_level_id (e.g. "640032", or NULL when unknown) puts the
+ * packetization-mode=1 formats whose profile-level-id names the same
+ * profile (profile_idc and constraint flags; the level is ignored) before
+ * the other ones. Returns FALSE (and leaves the section alone) when it
+ * does not offer the codec. */
+gboolean lk_sdp_prefer_codec (GstSDPMessage *sdp, guint mline,
+    const gchar *encoding_name, const gchar *h264_profile_level_id);
+
+/* The codec to answer for a remote video track published in
+ * @mime_types (the track's mime type, then those of its codecs, e.g.
+ * "video/AV1", "video/VP8"; NULL-terminated, may be NULL): the encoding
+ * name ("VP8", "VP9" or "H264", the ones our receive side depacketizes)
+ * of the first one of those it names, or NULL when it names none (the
+ * offer is then best left alone: the SFU forwards a backup codec it
+ * matches, if any). */
+const gchar *lk_sdp_pick_receive_codec (const gchar *const *mime_types);
 
 /* The a=fingerprint of @mline (or of the session), e.g. hash "sha-256"
  * and value "AB:CD:...". FALSE when there is none. */

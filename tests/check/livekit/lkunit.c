@@ -400,29 +400,112 @@ GST_START_TEST (test_sdp_prefer_codec)
   gchar *formats;
 
   /* H.264 first, packetization-mode 1 before 0, the rest in order */
-  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264"));
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", NULL));
   formats = formats_of (sdp, 0);
   fail_unless_equals_string (formats, "108 125 96 97 98 126 109 35");
   g_free (formats);
   /* attributes are untouched; idempotent */
   fail_unless_equals_int (
       gst_sdp_media_attributes_len (gst_sdp_message_get_media (sdp, 0)), 16);
-  fail_unless (lk_sdp_prefer_codec (sdp, 0, "h264"));
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "h264", NULL));
   formats = formats_of (sdp, 0);
   fail_unless_equals_string (formats, "108 125 96 97 98 126 109 35");
   g_free (formats);
-  fail_unless (lk_sdp_prefer_codec (sdp, 0, "AV1"));
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "AV1", NULL));
   formats = formats_of (sdp, 0);
   fail_unless_equals_string (formats, "35 108 125 96 97 98 126 109");
   g_free (formats);
   /* a codec the section does not offer, a bad m-line: left alone */
-  fail_if (lk_sdp_prefer_codec (sdp, 0, "H265"));
-  fail_if (lk_sdp_prefer_codec (sdp, 3, "VP8"));
-  fail_if (lk_sdp_prefer_codec (sdp, 0, NULL));
+  fail_if (lk_sdp_prefer_codec (sdp, 0, "H265", NULL));
+  fail_if (lk_sdp_prefer_codec (sdp, 3, "VP8", NULL));
+  fail_if (lk_sdp_prefer_codec (sdp, 0, NULL, NULL));
   formats = formats_of (sdp, 0);
   fail_unless_equals_string (formats, "35 108 125 96 97 98 126 109");
   g_free (formats);
   gst_sdp_message_free (sdp);
+}
+
+GST_END_TEST;
+
+/* An H.264 section offering several profiles, as livekit-server does:
+ * constrained baseline first, High last. */
+static const gchar h264_profiles_offer[]
+    = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 96 125 108 127 112\r\n"
+      "c=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+      "a=rtpmap:96 VP8/90000\r\n"
+      "a=rtpmap:125 H264/90000\r\na=fmtp:125 level-asymmetry-allowed=1;"
+      "packetization-mode=0;profile-level-id=640032\r\n"
+      "a=rtpmap:108 H264/90000\r\na=fmtp:108 level-asymmetry-allowed=1;"
+      "packetization-mode=1;profile-level-id=42e01f\r\n"
+      "a=rtpmap:127 H264/90000\r\na=fmtp:127 level-asymmetry-allowed=1;"
+      "packetization-mode=1;profile-level-id=4d001f\r\n"
+      "a=rtpmap:112 H264/90000\r\na=fmtp:112 level-asymmetry-allowed=1;"
+      "packetization-mode=1;profile-level-id=640032\r\n";
+
+GST_START_TEST (test_sdp_prefer_h264_profile)
+{
+  GstSDPMessage *sdp = parse_sdp (h264_profiles_offer);
+  gchar *formats;
+
+  /* a High track: High with packetization-mode 1 first (any level), then
+   * the other mode-1 profiles in order, then mode 0 */
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", "64001f"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "112 108 127 125 96");
+  g_free (formats);
+  /* Main */
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", "4D0028"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "127 112 108 125 96");
+  g_free (formats);
+  /* a profile not offered, a malformed one, none: the mode-1 formats in
+   * their order */
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", "f40032"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "127 112 108 125 96");
+  g_free (formats);
+  gst_sdp_message_free (sdp);
+  sdp = parse_sdp (h264_profiles_offer);
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", "64"));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "108 127 112 125 96");
+  g_free (formats);
+  gst_sdp_message_free (sdp);
+  sdp = parse_sdp (h264_profiles_offer);
+  fail_unless (lk_sdp_prefer_codec (sdp, 0, "H264", NULL));
+  formats = formats_of (sdp, 0);
+  fail_unless_equals_string (formats, "108 127 112 125 96");
+  g_free (formats);
+  gst_sdp_message_free (sdp);
+}
+
+GST_END_TEST;
+
+/* Which codec a subscriber answers for a track: the first of the track's
+ * mime type and its codecs' that the receive side depacketizes. */
+GST_START_TEST (test_sdp_pick_receive_codec)
+{
+  const gchar *vp8[] = { "video/VP8", NULL };
+  const gchar *h264[] = { "video/H264", NULL };
+  const gchar *vp9[] = { "video/vp9", "video/VP8", NULL };
+  const gchar *av1_backup[] = { "video/AV1", "video/VP8", NULL };
+  const gchar *h265_backup[] = { "video/H265", "video/H264", NULL };
+  const gchar *av1[] = { "video/AV1", NULL };
+  const gchar *h265[] = { "video/H265", "video/AV1", NULL };
+  const gchar *bare[] = { "H264", NULL };
+  const gchar *empty[] = { NULL };
+
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (vp8), "VP8");
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (h264), "H264");
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (vp9), "VP9");
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (av1_backup), "VP8");
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (h265_backup), "H264");
+  fail_unless_equals_string (lk_sdp_pick_receive_codec (bare), "H264");
+  fail_unless (lk_sdp_pick_receive_codec (av1) == NULL);
+  fail_unless (lk_sdp_pick_receive_codec (h265) == NULL);
+  fail_unless (lk_sdp_pick_receive_codec (empty) == NULL);
+  fail_unless (lk_sdp_pick_receive_codec (NULL) == NULL);
 }
 
 GST_END_TEST;
@@ -758,6 +841,8 @@ lkunit_suite (void)
   tcase_add_test (tc_sdp, test_sdp_split_stream_id);
   tcase_add_test (tc_sdp, test_sdp_strip_red);
   tcase_add_test (tc_sdp, test_sdp_prefer_codec);
+  tcase_add_test (tc_sdp, test_sdp_prefer_h264_profile);
+  tcase_add_test (tc_sdp, test_sdp_pick_receive_codec);
   tcase_add_test (tc_sdp, test_sdp_fingerprint);
   tcase_add_test (tc_sdp, test_sdp_fingerprint_list);
   tcase_add_test (tc_sdp, test_sdp_candidate_json);

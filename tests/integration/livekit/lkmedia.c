@@ -994,7 +994,14 @@ GST_START_TEST (test_remove_track_then_stop_no_hang)
   /* unpublish; the application unlinks the pad (as on EOS) */
   lk_connection_remove_track (pub, vpad);
   fail_unless (gst_pad_unlink (peer, vpad));
-  g_usleep (500 * 1000); /* the connection thread handles the removal */
+  /* the connection thread handles the removal: it marks the pad flushing,
+   * finds the held thread inside (its stream lock taken) and leaves the
+   * deactivation to a pool thread, so the pad is still there */
+  WAIT_FOR (pipeline, GST_PAD_IS_FLUSHING (vpad), 30);
+  fail_unless (GST_PAD_IS_FLUSHING (vpad), "the removal was not handled");
+  fail_if (GST_PAD_STREAM_TRYLOCK (vpad), "no thread is held in the pad");
+  fail_unless ((GstObject *)GST_PAD_PARENT (vpad) == GST_OBJECT (pub),
+      "the busy pad was removed at once");
   thread = g_thread_new ("stop", stop_thread, &h);
   end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
   g_mutex_lock (&h.lock);

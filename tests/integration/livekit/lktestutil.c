@@ -157,8 +157,8 @@ lkt_on_track_added (LkConnection *conn, const gchar *identity,
       dec = gst_element_factory_make ("vp8dec", NULL);
       conv = gst_element_factory_make ("videoconvert", NULL);
       filter = gst_element_factory_make ("capsfilter", NULL);
-      g_object_set (filter, "caps",
-          gst_caps_from_string ("video/x-raw,format=RGB"), NULL);
+      gst_util_set_object_arg (
+          G_OBJECT (filter), "caps", "video/x-raw,format=RGB");
       g_object_set (sink, "signal-handoffs", TRUE, NULL);
       g_signal_connect (sink, "handoff", G_CALLBACK (video_handoff), m);
       gst_bin_add_many (GST_BIN (m->pipeline), fdec, dec, conv, filter, NULL);
@@ -186,10 +186,8 @@ lkt_on_track_added (LkConnection *conn, const gchar *identity,
     dec = gst_element_factory_make ("vp8dec", NULL);
     conv = gst_element_factory_make ("videoconvert", NULL);
     filter = gst_element_factory_make ("capsfilter", NULL);
-    g_object_set (filter, "caps",
-        gst_caps_from_string ("video/x-raw,format="
-                              "RGB"),
-        NULL);
+    gst_util_set_object_arg (
+        G_OBJECT (filter), "caps", "video/x-raw,format=RGB");
     sink = gst_element_factory_make ("fakesink", NULL);
     g_object_set (
         sink, "signal-handoffs", TRUE, "sync", FALSE, "async", FALSE, NULL);
@@ -268,16 +266,17 @@ lkt_add_publisher_media (GstElement *pipeline, LkConnection *pub,
     gboolean with_audio, gboolean encrypted, Media *m)
 {
   GstElement *vsrc, *vcaps, *venc, *vpay, *asrc, *aenc, *apay;
-  GstCaps *vp8, *opus;
+  GstCaps *raw, *vp8, *opus;
   GstPad *pad, *src;
 
   vsrc = gst_element_factory_make ("videotestsrc", NULL);
   g_object_set (vsrc, "is-live", TRUE, "pattern", 0, NULL);
   vcaps = gst_element_factory_make ("capsfilter", NULL);
-  g_object_set (vcaps, "caps",
-      gst_caps_new_simple ("video/x-raw", "width", G_TYPE_INT, WIDTH, "height",
-          G_TYPE_INT, HEIGHT, "framerate", GST_TYPE_FRACTION, 15, 1, NULL),
+  raw = gst_caps_new_simple ("video/x-raw", "width", G_TYPE_INT, WIDTH,
+      "height", G_TYPE_INT, HEIGHT, "framerate", GST_TYPE_FRACTION, 15, 1,
       NULL);
+  g_object_set (vcaps, "caps", raw, NULL);
+  gst_caps_unref (raw);
   venc = gst_element_factory_make ("vp8enc", NULL);
   g_object_set (venc, "deadline", (gint64)1, "keyframe-max-dist", 15,
       "target-bitrate", 600000, NULL);
