@@ -1248,6 +1248,15 @@ gst_matrix_rtc_call_bin_stop (GstMatrixRtcBaseBin *base)
 
   hide_tracks_of (self, NULL);
   g_rec_mutex_lock (&priv->lock);
+  /* Each track's drop probe holds a reference to the track, and the track
+   * to the connection whose pad carries the probe: remove the probes (as
+   * "track-removed" does), or the connections never go. */
+  for (i = 0; i < priv->tracks->len; i++) {
+    GstMatrixRtcRemoteTrack *t = g_ptr_array_index (priv->tracks, i);
+
+    t->removed = TRUE;
+    gst_pad_remove_probe (t->lk_pad, t->drop_probe);
+  }
   g_ptr_array_set_size (priv->tracks, 0);
   g_hash_table_remove_all (priv->members);
   g_hash_table_iter_init (&iter, priv->connections);

@@ -117,6 +117,7 @@ print_counts (const gchar *what, CallPeer *peer, const gchar *user_id)
 static void
 run_two_bins (gint e2ee_mode, gint membership_format)
 {
+  GstElement *conn_a, *conn_b;
   g_autofree gchar *creator_pw = NULL;
   g_autofree gchar *creator = call_register_user ("bin-owner", &creator_pw);
   g_autofree gchar *room = e2ee_mode == -1
@@ -209,8 +210,21 @@ run_two_bins (gint e2ee_mode, gint membership_format)
   fail_unless_equals_int (call_peer_counts (a, b->user_id).pads_removed, 2);
   CALL_WAIT (g_atomic_int_get (&a->members_left) >= 1, 5, a);
   fail_unless (g_atomic_int_get (&a->members_left) >= 1);
+
+  /* Freeing the pipelines frees everything: the LiveKit connections (each
+   * holds a thread) go with the bins, also those that carried remote
+   * tracks (A's). */
+  conn_a = gst_bin_get_by_name (GST_BIN (a->call), "sfu0");
+  conn_b = gst_bin_get_by_name (GST_BIN (b->call), "sfu0");
+  fail_unless (conn_a != NULL && conn_b != NULL);
+  g_object_add_weak_pointer (G_OBJECT (conn_a), (gpointer *)&conn_a);
+  g_object_add_weak_pointer (G_OBJECT (conn_b), (gpointer *)&conn_b);
+  gst_object_unref (conn_a);
+  gst_object_unref (conn_b);
   call_peer_free (b);
   call_peer_free (a);
+  fail_unless (conn_a == NULL, "A's LiveKit connection outlived its bin");
+  fail_unless (conn_b == NULL, "B's LiveKit connection outlived its bin");
 }
 
 GST_START_TEST (test_two_bins)
