@@ -22,10 +22,20 @@
 
 #include "gstmatrixrtcelements.h"
 
+#include <openssl/crypto.h>
+
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
   gboolean ret = FALSE;
+
+  /* OpenSSL frees its global state from an exit handler, while threads may
+   * still be ending with OpenSSL state of their own (GStreamer's pool
+   * threads retiring after a pipeline stopped, with DTLS and frame crypto
+   * done on them): a process exiting right after a call could crash in
+   * exit(). Its memory is left to the system instead. Without effect when
+   * OpenSSL was set up before the plugin was loaded. */
+  OPENSSL_init_crypto (OPENSSL_INIT_NO_ATEXIT, NULL);
 
   /* An element registered here is one that has landed; see gstmatrixrtcelements.h. */
   ret |= GST_ELEMENT_REGISTER (matrixrtcframeenc, plugin);
