@@ -1233,6 +1233,8 @@ gst_matrix_rtc_call_bin_stop (GstMatrixRtcBaseBin *base)
   g_cond_broadcast (&priv->e2ee_cond);
   g_mutex_unlock (&priv->e2ee_lock);
   warm_dtls_certificate_wait ();
+  /* No slot key rotation after we leave. */
+  gst_matrix_rtc_keys_stop_slot_key (self);
   if (priv->thread != NULL) {
     g_main_context_invoke (priv->context, call_leave_cb, self);
     g_thread_join (priv->thread);
@@ -1591,7 +1593,9 @@ gst_matrix_rtc_call_bin_class_init (GstMatrixRtcCallBinClass *klass)
    * "slot-shared"), with e2ee-mode=slot-shared slot-key-status,
    * slot-key-requests (key requests sent), slot-key-index and
    * slot-key-event-id (the key in use), and counters (remote-tracks,
-   * decrypt-failures, transport-failures, slot-key-waits, ...).
+   * decrypt-failures, transport-failures, slot-key-waits,
+   * slot-key-retired (our key retired while we lacked the new one: our
+   * frames were dropped until it came), ...).
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",

@@ -158,6 +158,7 @@ void gst_matrix_rtc_keys_apply_remote (
 void gst_matrix_rtc_keys_apply_own (
     GstMatrixRtcCallBin *self, GstElement *frameenc);
 void gst_matrix_rtc_keys_stop (GstMatrixRtcCallBin *self);
+void gst_matrix_rtc_keys_stop_slot_key (GstMatrixRtcCallBin *self);
 /* gstmatrixrtckeys.c: the slot-shared key (e2ee-mode=slot-shared). After
  * gst_matrix_rtc_keys_start(), before the session starts; then
  * gst_matrix_rtc_keys_join() follows the slot. */

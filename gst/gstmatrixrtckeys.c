@@ -20,8 +20,16 @@
  * encrypts with it at its key index and every track is decrypted with it;
  * the previous key stays in the decryptors through the grace period so
  * that frames in flight still decrypt. Without a key the encryptors drop
- * (nothing is sent in clear).
+ * (nothing is sent in clear). A key event of a user allowed to change the
+ * slot, newer than the one named, is installed in the decryptors ahead of
+ * the slot naming it, for a grace period only. A member still waiting for
+ * a newly named key stops sending with the retired one after the grace
+ * period. A moderator watches the key: one that cannot be had (waiting
+ * for 15 s: its sender's process is gone) or a slot without a usable key
+ * is replaced with a rotation.
  *
+ * Keys are set in the cryptors under the state's lock, both by the key
+ * handlers and when a chain is built, so the newest keys always win.
  * Keys are kept so that chains built later get them. */
 
 #ifdef HAVE_CONFIG_H
@@ -46,9 +54,47 @@ typedef struct
   MrtcOlmSlotKey *slot_key; /* e2ee-mode=slot-shared */
   GHashTable *remote;       /* identity -> GHashTable (index -> GBytes) */
   GHashTable *slot_keys;    /* index -> GBytes: current and in grace */
+  GHashTable *ahead;        /* index -> AheadKey: installed before named */
   guint own_index;
   GBytes *own_key;
+  /* e2ee-mode=slot-shared, on the machine's worker (under lock). */
+  GSource *tick;
+  gboolean stopping;
+  gboolean joined;
+  gchar *own_event_id;    /* the key event of own_key */
+  gint64 retire_at;       /* µs: stop sending with own_key (0: no) */
+  gint64 status_since;    /* µs: the status last changed */
+  guint last_status;      /* MrtcOlmSlotKeyStatus */
+  gchar *status_event_id; /* the key event it was about */
+  gint64 last_rotate;     /* µs: our last rotation (attempt) ended */
+  gint64 rotate_backoff;  /* µs after last_rotate before another */
+  gint rotating;          /* atomic: a watch rotation is in flight */
+  GThread *watch_thread;  /* the last watch rotation's (joined) */
 } KeysState;
+
+/* A key event's key installed in the decryptors before the slot names it:
+ * replaced with a random key at its deadline unless named by then. */
+typedef struct
+{
+  gint64 deadline; /* monotonic µs */
+  gchar *event_id;
+} AheadKey;
+
+static void
+ahead_key_free (AheadKey *a)
+{
+  g_free (a->event_id);
+  g_free (a);
+}
+
+/* The moderator's watch: how long a slot key may stay unobtainable
+ * (waiting) before a moderator replaces it, and how long "no key" or an
+ * unusable key is left to a concurrent rotation first. */
+#define SLOT_KEY_WAIT_BOUND_US (15 * G_USEC_PER_SEC)
+#define SLOT_KEY_NO_KEY_BOUND_US (3 * G_USEC_PER_SEC)
+/* Between failed watch rotations (e.g. we are no moderator). */
+#define SLOT_KEY_ROTATE_RETRY_US (30 * G_USEC_PER_SEC)
+#define SLOT_KEY_TICK_MS 250
 
 static GQuark keys_quark;
 /* Guards taking the slot key out of the state against keys_stop(). */
@@ -67,6 +113,7 @@ static void on_slot_key_expired (MrtcOlmSlotKey *sk, guint index,
     const gchar *event_id, GstMatrixRtcCallBin *self);
 static void on_slot_key_status (MrtcOlmSlotKey *sk, guint status,
     const gchar *event_id, const gchar *message, GstMatrixRtcCallBin *self);
+static gboolean on_tick (gpointer data);
 
 static void
 keys_state_free (KeysState *st)
@@ -82,15 +129,35 @@ keys_state_free (KeysState *st)
     g_object_unref (st->keys);
   }
   if (st->slot_key != NULL) {
+    g_mutex_lock (&st->lock);
+    st->stopping = TRUE;
+    g_mutex_unlock (&st->lock);
     g_signal_handlers_disconnect_by_data (st->slot_key, st->self);
+    /* Waits for a rotation in flight (a watch rotation holds its own
+     * reference and sees the slot key stopped). */
     mrtc_olm_slot_key_stop (st->slot_key);
     mrtc_olm_machine_flush (st->machine);
+    g_mutex_lock (&st->lock);
+    if (st->tick != NULL) {
+      g_source_destroy (st->tick);
+      g_clear_pointer (&st->tick, g_source_unref);
+    }
+    g_mutex_unlock (&st->lock);
+    /* A tick running now ends before this. */
+    mrtc_olm_machine_flush (st->machine);
+    /* A watch rotation ended with the slot key's stop: its thread too
+     * (none may run at the process's exit). */
+    if (st->watch_thread != NULL)
+      g_thread_join (g_steal_pointer (&st->watch_thread));
     g_object_unref (st->slot_key);
   }
   g_clear_object (&st->machine);
   g_hash_table_unref (st->remote);
   g_hash_table_unref (st->slot_keys);
+  g_hash_table_unref (st->ahead);
   g_clear_pointer (&st->own_key, g_bytes_unref);
+  g_free (st->own_event_id);
+  g_free (st->status_event_id);
   g_mutex_clear (&st->lock);
   g_free (st);
 }
@@ -158,6 +225,8 @@ gst_matrix_rtc_keys_start (GstMatrixRtcCallBin *self, MrtcClient *client,
       g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
   st->slot_keys
       = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify)g_bytes_unref);
+  st->ahead = g_hash_table_new_full (
+      NULL, NULL, NULL, (GDestroyNotify)ahead_key_free);
   g_mutex_lock (&keys_state_lock);
   g_object_set_qdata_full (
       G_OBJECT (self), keys_quark, st, (GDestroyNotify)keys_state_free);
@@ -197,10 +266,12 @@ on_key_received (MrtcOlmCallKeys *keys, const gchar *identity, guint index,
     g_hash_table_insert (st->remote, g_strdup (identity), of);
   }
   g_hash_table_replace (of, GUINT_TO_POINTER (index), g_bytes_ref (key));
-  g_mutex_unlock (&st->lock);
+  /* Under the lock: a chain being built applies the keys under it too, so
+   * the later of the two writes the newest keys. */
   decs = gst_matrix_rtc_call_bin_dup_framedecs (self, identity);
   for (i = 0; i < decs->len; i++)
     set_key (g_ptr_array_index (decs, i), index, key);
+  g_mutex_unlock (&st->lock);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new ("matrixrtc-key-changed", "kind", G_TYPE_STRING,
@@ -224,10 +295,10 @@ on_own_key (
   g_clear_pointer (&st->own_key, g_bytes_unref);
   st->own_key = g_bytes_ref (key);
   st->own_index = index;
-  g_mutex_unlock (&st->lock);
   encs = gst_matrix_rtc_publish_dup_frameencs (self);
   for (i = 0; i < encs->len; i++)
     set_key (g_ptr_array_index (encs, i), index, key);
+  g_mutex_unlock (&st->lock);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new ("matrixrtc-key-changed", "kind", G_TYPE_STRING,
@@ -244,8 +315,20 @@ gst_matrix_rtc_keys_join (GstMatrixRtcCallBin *self, const gchar *room_id,
     return TRUE;
   if (!mrtc_olm_machine_track_room (st->machine, room_id, error))
     return FALSE;
-  if (st->slot_key != NULL)
-    return mrtc_olm_slot_key_start (st->slot_key, error);
+  if (st->slot_key != NULL) {
+    if (!mrtc_olm_slot_key_start (st->slot_key, error))
+      return FALSE;
+    g_mutex_lock (&st->lock);
+    st->joined = TRUE;
+    st->status_since = st->last_rotate = g_get_monotonic_time ();
+    if (st->tick == NULL && !st->stopping) {
+      st->tick = g_timeout_source_new (SLOT_KEY_TICK_MS);
+      g_source_set_callback (st->tick, on_tick, self, NULL);
+      g_source_attach (st->tick, mrtc_olm_machine_get_context (st->machine));
+    }
+    g_mutex_unlock (&st->lock);
+    return TRUE;
+  }
   st->keys = mrtc_olm_call_keys_new (st->machine, room_id, own_member_id);
   g_signal_connect (
       st->keys, "key-received", G_CALLBACK (on_key_received), self);
@@ -288,6 +371,8 @@ gst_matrix_rtc_keys_apply_remote (
 
   if (st == NULL)
     return;
+  /* The caller made @framedec visible to dup_framedecs() before: a key
+   * change either waits for this or comes after it and reaches it. */
   g_mutex_lock (&st->lock);
   of = st->slot_key != NULL ? st->slot_keys
                             : g_hash_table_lookup (st->remote, identity);
@@ -300,10 +385,10 @@ gst_matrix_rtc_keys_apply_remote (
       g_ptr_array_add (keys, g_bytes_ref (key));
     }
   }
-  g_mutex_unlock (&st->lock);
   for (i = 0; i < keys->len; i++)
     set_key (framedec, g_array_index (indexes, guint, i),
         g_ptr_array_index (keys, i));
+  g_mutex_unlock (&st->lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -321,6 +406,51 @@ post_key_status (GstMatrixRtcCallBin *self, MrtcOlmSlotKeyStatus status,
     gst_structure_set (s, "event-id", G_TYPE_STRING, event_id, NULL);
   gst_element_post_message (
       GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+}
+
+/* A random key at @index in every decryptor (under st->lock): the
+ * decryptor has no removal, and frames still sent with the key it replaces
+ * fail and are counted instead of being shown. */
+static void
+junk_index_locked (GstMatrixRtcCallBin *self, guint index)
+{
+  g_autoptr (GPtrArray) decs = NULL;
+  g_autoptr (GBytes) junk = NULL;
+  guint8 bytes[MRTC_OLM_SLOT_KEY_LEN];
+  guint i;
+
+  mrtc_olm_random_bytes (bytes, sizeof (bytes));
+  junk = g_bytes_new (bytes, sizeof (bytes));
+  mrtc_olm_wipe (bytes, sizeof (bytes));
+  decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
+  for (i = 0; i < decs->len; i++)
+    set_key (g_ptr_array_index (decs, i), index, junk);
+}
+
+/* Keys installed ahead that are not named by @named_index (G_MAXUINT:
+ * none) and past their deadline, or all of them when @all: replaced
+ * (under st->lock). */
+static void
+drop_ahead_locked (
+    GstMatrixRtcCallBin *self, KeysState *st, gboolean all, gint64 now)
+{
+  GHashTableIter iter;
+  gpointer index, value;
+
+  g_hash_table_iter_init (&iter, st->ahead);
+  while (g_hash_table_iter_next (&iter, &index, &value)) {
+    AheadKey *a = value;
+
+    if (!all && a->deadline > now)
+      continue;
+    if (!g_hash_table_contains (st->slot_keys, index)) {
+      GST_DEBUG_OBJECT (self,
+          "key of %s installed ahead was not named: index %u forgotten",
+          a->event_id, GPOINTER_TO_UINT (index));
+      junk_index_locked (self, GPOINTER_TO_UINT (index));
+    }
+    g_hash_table_iter_remove (&iter);
+  }
 }
 
 static void
@@ -342,14 +472,21 @@ on_slot_key_changed (MrtcOlmSlotKey *sk, guint index, GBytes *key,
   g_clear_pointer (&st->own_key, g_bytes_unref);
   st->own_key = g_bytes_ref (key);
   st->own_index = index;
-  g_mutex_unlock (&st->lock);
-  /* Receivers first: the others switch when they see the same slot. */
+  g_free (st->own_event_id);
+  st->own_event_id = g_strdup (event_id);
+  st->retire_at = 0;
+  /* Named now; every other key installed ahead lost. */
+  g_hash_table_remove (st->ahead, GUINT_TO_POINTER (index));
+  drop_ahead_locked (self, st, TRUE, 0);
+  /* Receivers first: the others switch when they see the same slot. Under
+   * the lock, as chains being built apply keys. */
   decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
   for (i = 0; i < decs->len; i++)
     set_key (g_ptr_array_index (decs, i), index, key);
   encs = gst_matrix_rtc_publish_dup_frameencs (self);
   for (i = 0; i < encs->len; i++)
     set_key (g_ptr_array_index (encs, i), index, key);
+  g_mutex_unlock (&st->lock);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new ("matrixrtc-key-changed", "kind", G_TYPE_STRING,
@@ -357,9 +494,12 @@ on_slot_key_changed (MrtcOlmSlotKey *sk, guint index, GBytes *key,
               G_TYPE_STRING, event_id, NULL)));
 }
 
-/* A key event's key before the slot names it: the decryptors take frames
- * at its index already, so that a sender whose sync saw the slot update
- * first loses us nothing. Never over a key in use at that index. */
+/* A key event's key before the slot names it (MrtcOlmSlotKey announces
+ * only key events of senders allowed to change the slot, newer than the
+ * one named): the decryptors take frames at its index already, so that a
+ * sender whose sync saw the slot update first loses us nothing. Never over
+ * a key in use at that index; forgotten after the grace period unless the
+ * slot names it by then. */
 static void
 on_slot_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
     const gchar *event_id, GstMatrixRtcCallBin *self)
@@ -367,16 +507,15 @@ on_slot_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
   KeysState *st = get_state (self);
   g_autoptr (GPtrArray) decs = NULL;
   GBytes *in_use;
-  gboolean ok;
+  AheadKey *a;
   guint i;
 
   if (st == NULL)
     return;
   g_mutex_lock (&st->lock);
   in_use = g_hash_table_lookup (st->slot_keys, GUINT_TO_POINTER (index));
-  ok = in_use == NULL || g_bytes_equal (in_use, key);
-  g_mutex_unlock (&st->lock);
-  if (!ok) {
+  if (in_use != NULL) {
+    g_mutex_unlock (&st->lock);
     GST_DEBUG_OBJECT (self,
         "key of %s not installed ahead: its index %u is in use", event_id,
         index);
@@ -384,9 +523,15 @@ on_slot_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
   }
   GST_DEBUG_OBJECT (
       self, "key of %s known: decryptors accept index %u", event_id, index);
+  a = g_new0 (AheadKey, 1);
+  a->event_id = g_strdup (event_id);
+  a->deadline = g_get_monotonic_time ()
+                + mrtc_olm_slot_key_get_grace (sk) * G_TIME_SPAN_MILLISECOND;
+  g_hash_table_replace (st->ahead, GUINT_TO_POINTER (index), a);
   decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
   for (i = 0; i < decs->len; i++)
     set_key (g_ptr_array_index (decs, i), index, key);
+  g_mutex_unlock (&st->lock);
 }
 
 static void
@@ -394,44 +539,194 @@ on_slot_key_expired (MrtcOlmSlotKey *sk, guint index, const gchar *event_id,
     GstMatrixRtcCallBin *self)
 {
   KeysState *st = get_state (self);
-  g_autoptr (GPtrArray) decs = NULL;
-  g_autoptr (GBytes) junk = NULL;
-  guint8 bytes[MRTC_OLM_SLOT_KEY_LEN];
-  gboolean forget;
-  guint i;
 
   if (st == NULL)
     return;
   GST_DEBUG_OBJECT (
       self, "slot key %u (%s) left its grace period", index, event_id);
   g_mutex_lock (&st->lock);
-  forget = index != st->own_index;
-  if (forget)
+  if (index != st->own_index) {
+    /* Chains built from now on do not get it; the running decryptors
+     * forget it (whoever the rotation shut out fails and is counted). */
     g_hash_table_remove (st->slot_keys, GUINT_TO_POINTER (index));
+    junk_index_locked (self, index);
+  }
   g_mutex_unlock (&st->lock);
-  if (!forget)
-    return;
-  /* Chains built from now on do not get it; the running decryptors forget
-   * it: a random key takes its index (the decryptor has no removal), so
-   * that frames still sent with the replaced key (e.g. by whoever the
-   * rotation shut out) fail and are counted instead of being shown. */
-  mrtc_olm_random_bytes (bytes, sizeof (bytes));
-  junk = g_bytes_new (bytes, sizeof (bytes));
-  mrtc_olm_wipe (bytes, sizeof (bytes));
-  decs = gst_matrix_rtc_call_bin_dup_framedecs (self, NULL);
-  for (i = 0; i < decs->len; i++)
-    set_key (g_ptr_array_index (decs, i), index, junk);
 }
 
 static void
 on_slot_key_status (MrtcOlmSlotKey *sk, guint status, const gchar *event_id,
     const gchar *message, GstMatrixRtcCallBin *self)
 {
+  KeysState *st = get_state (self);
+
   GST_INFO_OBJECT (self, "slot key: %s (%s)",
       mrtc_olm_slot_key_status_name (status), message);
+  if (st != NULL) {
+    gint64 now = g_get_monotonic_time ();
+
+    g_mutex_lock (&st->lock);
+    /* (a repeated status, e.g. at each key request, is no change) */
+    if (status != st->last_status
+        || g_strcmp0 (event_id, st->status_event_id) != 0) {
+      st->status_since = now;
+      st->last_status = status;
+      g_free (st->status_event_id);
+      st->status_event_id = g_strdup (event_id);
+    }
+    /* A new key is named that we lack: ours is retired at the end of the
+     * grace period (the receivers forget it then). */
+    if (status == MRTC_OLM_SLOT_KEY_STATUS_WAITING && st->own_key != NULL
+        && g_strcmp0 (event_id, st->own_event_id) != 0 && st->retire_at == 0)
+      st->retire_at
+          = now + mrtc_olm_slot_key_get_grace (sk) * G_TIME_SPAN_MILLISECOND;
+    else if (status == MRTC_OLM_SLOT_KEY_STATUS_READY)
+      st->retire_at = 0;
+    g_mutex_unlock (&st->lock);
+  }
   if (status == MRTC_OLM_SLOT_KEY_STATUS_WAITING)
     gst_matrix_rtc_call_bin_count (self, "slot-key-waits");
   post_key_status (self, status, event_id, message);
+}
+
+/* Our key was retired by a rotation whose key we still lack: the encryptors
+ * drop from now on (never in clear, never with a key nobody accepts) until
+ * the new key comes (under st->lock). */
+static void
+retire_own_key_locked (
+    GstMatrixRtcCallBin *self, KeysState *st, MrtcOlmSlotKey *sk)
+{
+  g_autoptr (GPtrArray) encs = NULL;
+  g_autoptr (GBytes) junk = NULL;
+  guint8 bytes[MRTC_OLM_SLOT_KEY_LEN];
+  guint old = st->own_index, i;
+  guint next = old;
+  gchar *named = NULL;
+
+  named = mrtc_olm_slot_key_dup_reference (sk);
+  if (named != NULL)
+    next = mrtc_olm_slot_key_index_for_event (named);
+  GST_WARNING_OBJECT (self,
+      "still no key for %s after the grace period: our frames are dropped "
+      "until it comes",
+      GST_STR_NULL (named));
+  g_free (named);
+  g_clear_pointer (&st->own_key, g_bytes_unref);
+  g_clear_pointer (&st->own_event_id, g_free);
+  st->retire_at = 0;
+  mrtc_olm_random_bytes (bytes, sizeof (bytes));
+  junk = g_bytes_new (bytes, sizeof (bytes));
+  mrtc_olm_wipe (bytes, sizeof (bytes));
+  /* The retired key goes from the encryptors, and the index they use next
+   * is the named key's (which they do not have): they drop. */
+  if (next == old)
+    next = (old + 1) % 256;
+  st->own_index = next;
+  encs = gst_matrix_rtc_publish_dup_frameencs (self);
+  for (i = 0; i < encs->len; i++) {
+    set_key (g_ptr_array_index (encs, i), old, junk);
+    g_object_set (g_ptr_array_index (encs, i), "key-index", next, NULL);
+  }
+  gst_matrix_rtc_call_bin_count (self, "slot-key-retired");
+}
+
+typedef struct
+{
+  GstMatrixRtcCallBin *self;
+  MrtcOlmSlotKey *sk;
+} WatchRotation;
+
+static gpointer
+watch_rotate_func (gpointer data)
+{
+  WatchRotation *w = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *event_id = mrtc_olm_slot_key_rotate (w->sk, &error);
+  KeysState *st;
+
+  if (event_id != NULL)
+    GST_INFO_OBJECT (w->self,
+        "the slot's key could not be had: replaced it with key event %s",
+        event_id);
+  else
+    GST_INFO_OBJECT (
+        w->self, "cannot replace the slot's key: %s", error->message);
+  g_mutex_lock (&keys_state_lock);
+  st = get_state (w->self);
+  if (st != NULL) {
+    g_mutex_lock (&st->lock);
+    st->last_rotate = g_get_monotonic_time ();
+    st->status_since = st->last_rotate;
+    /* A closed slot (NO_SLOT) may reopen soon: look again sooner. */
+    st->rotate_backoff = event_id != NULL ? 0
+                         : g_error_matches (error, MRTC_OLM_SLOT_KEY_ERROR,
+                               MRTC_OLM_SLOT_KEY_ERROR_NO_SLOT)
+                             ? SLOT_KEY_NO_KEY_BOUND_US
+                             : SLOT_KEY_ROTATE_RETRY_US;
+    g_atomic_int_set (&st->rotating, FALSE);
+    g_mutex_unlock (&st->lock);
+  }
+  g_mutex_unlock (&keys_state_lock);
+  g_object_unref (w->sk);
+  g_free (w);
+  return NULL;
+}
+
+/* Every SLOT_KEY_TICK_MS on the machine's worker: keys installed ahead
+ * past their deadline go, our key is retired when a newer one we lack is
+ * named past the grace period, and a moderator replaces a key that cannot
+ * be had (waiting too long) or a slot left without one. */
+static gboolean
+on_tick (gpointer data)
+{
+  GstMatrixRtcCallBin *self = data;
+  KeysState *st = get_state (self);
+  gint64 now = g_get_monotonic_time ();
+  MrtcOlmSlotKeyStatus status;
+  gboolean rotate = FALSE;
+  GThread *previous = NULL, *thread;
+  gint64 bound;
+
+  if (st == NULL || st->slot_key == NULL)
+    return G_SOURCE_CONTINUE;
+  status = mrtc_olm_slot_key_get_status (st->slot_key, NULL);
+  g_mutex_lock (&st->lock);
+  if (st->stopping) {
+    g_mutex_unlock (&st->lock);
+    return G_SOURCE_CONTINUE;
+  }
+  drop_ahead_locked (self, st, FALSE, now);
+  if (st->retire_at != 0 && now >= st->retire_at
+      && status == MRTC_OLM_SLOT_KEY_STATUS_WAITING)
+    retire_own_key_locked (self, st, st->slot_key);
+  bound = status == MRTC_OLM_SLOT_KEY_STATUS_WAITING ? SLOT_KEY_WAIT_BOUND_US
+                                                     : SLOT_KEY_NO_KEY_BOUND_US;
+  if (st->joined && status != MRTC_OLM_SLOT_KEY_STATUS_READY
+      && now - st->status_since >= bound
+      && now - st->last_rotate >= MAX (bound, st->rotate_backoff)
+      && !g_atomic_int_get (&st->rotating)) {
+    g_atomic_int_set (&st->rotating, TRUE);
+    rotate = TRUE;
+    /* the previous one is done (past its last use of the state) */
+    previous = g_steal_pointer (&st->watch_thread);
+  }
+  g_mutex_unlock (&st->lock);
+  if (previous != NULL)
+    g_thread_join (previous);
+  if (rotate) {
+    WatchRotation *w = g_new0 (WatchRotation, 1);
+
+    GST_INFO_OBJECT (self, "slot key still %s: replacing it if we may",
+        mrtc_olm_slot_key_status_name (status));
+    /* (no reference: the state joins the thread before it goes) */
+    w->self = self;
+    w->sk = g_object_ref (st->slot_key);
+    thread = g_thread_new ("matrixrtc-slotkey", watch_rotate_func, w);
+    g_mutex_lock (&st->lock);
+    st->watch_thread = thread;
+    g_mutex_unlock (&st->lock);
+  }
+  return G_SOURCE_CONTINUE;
 }
 
 gboolean
@@ -513,6 +808,20 @@ gst_matrix_rtc_keys_ensure_slot_key (
     if (mrtc_session_set_slot_open (session, TRUE, &error))
       event_id = mrtc_olm_slot_key_rotate (sk, &error);
   }
+  {
+    /* The watch (on_tick) leaves the next try to later. */
+    KeysState *st;
+
+    g_mutex_lock (&keys_state_lock);
+    st = get_state (self);
+    if (st != NULL) {
+      g_mutex_lock (&st->lock);
+      st->last_rotate = st->status_since = g_get_monotonic_time ();
+      st->rotate_backoff = event_id != NULL ? 0 : SLOT_KEY_ROTATE_RETRY_US;
+      g_mutex_unlock (&st->lock);
+    }
+    g_mutex_unlock (&keys_state_lock);
+  }
   if (event_id != NULL) {
     GST_INFO_OBJECT (
         self, "the slot named no key: sent key event %s", event_id);
@@ -566,10 +875,38 @@ gst_matrix_rtc_keys_apply_own (GstMatrixRtcCallBin *self, GstElement *frameenc)
   if (st->own_key != NULL)
     key = g_bytes_ref (st->own_key);
   index = st->own_index;
-  g_mutex_unlock (&st->lock);
+  /* Under the lock, as the key handlers set keys: an older key never wins. */
   if (key != NULL) {
     set_key (frameenc, index, key);
     g_bytes_unref (key);
+  } else if (st->slot_key != NULL) {
+    /* No key (yet, or ours retired): an index without one, so that the
+     * encryptor drops. */
+    g_object_set (frameenc, "key-index", index, NULL);
+  }
+  g_mutex_unlock (&st->lock);
+}
+
+/* Before we leave the call: no rotation updates the slot after that (one
+ * in flight is waited for and refused), and the watch stops. */
+void
+gst_matrix_rtc_keys_stop_slot_key (GstMatrixRtcCallBin *self)
+{
+  KeysState *st;
+  MrtcOlmSlotKey *sk = NULL;
+
+  g_mutex_lock (&keys_state_lock);
+  st = get_state (self);
+  if (st != NULL && st->slot_key != NULL) {
+    g_mutex_lock (&st->lock);
+    st->stopping = TRUE;
+    g_mutex_unlock (&st->lock);
+    sk = g_object_ref (st->slot_key);
+  }
+  g_mutex_unlock (&keys_state_lock);
+  if (sk != NULL) {
+    mrtc_olm_slot_key_stop (sk);
+    g_object_unref (sk);
   }
 }
 

@@ -159,16 +159,25 @@ build_middle (GstMatrixRtcCallBin *self, GstMatrixRtcRemoteTrack *track,
   if (dec != NULL
       && g_object_class_find_property (G_OBJECT_GET_CLASS (dec), "max-errors"))
     g_object_set (dec, "max-errors", -1, NULL);
-  if (track->encrypted) {
+  /* In an encrypted call every track is decrypted, whatever the SFU says
+   * of it (a track it marks unencrypted would otherwise show its clear
+   * media as the member's): what does not decrypt is dropped and
+   * counted. */
+  if (track->encrypted || config.encrypt) {
     fdec = make (elements, "matrixrtcframedec");
     if (fdec == NULL) {
       ok = FALSE;
       goto out;
     }
-    if (config.passphrase != NULL)
+    if (config.passphrase != NULL) {
       g_object_set (fdec, "passphrase", config.passphrase, NULL);
-    else
+    } else {
+      /* Visible to key changes (dup_framedecs) before its keys are
+       * applied: a change in between reaches it (keys are set under the
+       * keys' lock on both sides). */
+      track->framedec = gst_object_ref (fdec);
       gst_matrix_rtc_keys_apply_remote (self, track->identity, fdec);
+    }
   }
 
   for (i = 0; i < elements->len; i++)
@@ -196,7 +205,7 @@ build_middle (GstMatrixRtcCallBin *self, GstMatrixRtcRemoteTrack *track,
   GST_INFO_OBJECT (self, "%s track of %s: %s%s%s", track->kind, track->identity,
       encoding, track->encrypted ? ", encrypted" : "",
       config.decode ? ", decoded" : "");
-  if (fdec != NULL)
+  if (fdec != NULL && track->framedec == NULL)
     track->framedec = gst_object_ref (fdec);
   for (i = 0; i < elements->len; i++)
     g_ptr_array_add (

@@ -1691,9 +1691,9 @@ on_slot_sent (GObject *source, GAsyncResult *result, gpointer data)
  * encryption); what a fresh slot has (application type, per-member
  * encryption in encrypted rooms) only fills in what is missing. */
 static JsonObject *
-merge_slot_content (JsonObject *existing, JsonObject *fresh)
+merge_slot_content (JsonObject *existing, JsonObject *fresh, gboolean open)
 {
-  JsonObject *content;
+  JsonObject *content, *application;
   GList *names, *l;
 
   if (existing == NULL)
@@ -1721,7 +1721,9 @@ merge_slot_content (JsonObject *existing, JsonObject *fresh)
 
     if (g_str_equal (name, "status"))
       continue;
-    if (!json_object_has_member (content, name)) {
+    /* An application that is no object cannot be an open slot's. */
+    if (!json_object_has_member (content, name)
+        || (g_str_equal (name, "application") && have == NULL)) {
       json_object_set_member (
           content, name, json_node_copy (json_object_get_member (fresh, name)));
     } else if (have != NULL && want != NULL) {
@@ -1734,9 +1736,21 @@ merge_slot_content (JsonObject *existing, JsonObject *fresh)
               json_node_copy (json_object_get_member (want, k->data)));
       }
       g_list_free (inner);
+      /* the slot's application type, so that the slot parses as open */
+      if (g_str_equal (name, "application")
+          && g_strcmp0 (mrtc_json_get_string (have, "type"),
+                 mrtc_json_get_string (want, "type"))
+                 != 0)
+        json_object_set_string_member (
+            have, "type", mrtc_json_get_string (want, "type"));
     }
   }
   g_list_free (names);
+  /* A closed slot names no slot-shared key: reopened, it gets a new one
+   * (never the key from before it closed). */
+  application = mrtc_json_get_object (content, "application");
+  if (!open && application != NULL)
+    json_object_remove_member (application, "m.shared_key_event");
   return content;
 }
 
@@ -1762,7 +1776,7 @@ on_slot_read (GObject *source, GAsyncResult *result, gpointer data)
     existing = json_node_get_object (node);
   fresh = mrtc_build_slot (session->slot_id, op->open,
       mrtc_call_state_is_encrypted (session->state));
-  content = merge_slot_content (existing, fresh);
+  content = merge_slot_content (existing, fresh, op->open);
   call (session,
       mrtc_request_send_state (session->room_id, MRTC_EVENT_RTC_SLOT,
           session->slot_id, content, -1, -1),

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "mrtcjson.h"
+#include "mrtcmember.h"
 
 #define SYNC_TIMEOUT_MS 10000
 /* A rotation whose event id gives an index in use tries again. */
@@ -37,6 +38,10 @@
 #define MAX_OWN_EVENTS 64
 /* At most one answer per requesting device this often. */
 #define ANSWER_INTERVAL_US (G_USEC_PER_SEC / 2)
+/* The room state read for who may send the slot event, reused this long. */
+#define STATE_CACHE_US (5 * G_USEC_PER_SEC)
+/* Key events whose origin_server_ts we remember. */
+#define MAX_EVENT_TS 256
 
 enum
 {
@@ -81,6 +86,14 @@ struct _MrtcOlmSlotKey
   GHashTable *superseded;  /* slot event ids replaced by a later one */
   gchar *slot_event_id[2]; /* the slot events in effect (by type) */
   gboolean stopped;
+  GHashTable *event_ts;   /* key event id -> gint64 origin_server_ts */
+  JsonArray *state_cache; /* room state, for the power levels */
+  gint64 state_cache_at;  /* monotonic µs */
+
+  /* Any thread. */
+  GMutex rotate_lock; /* held through a rotation */
+  gint stopping;      /* atomic: stop() began */
+  gint64 grace_ms;    /* under lock */
 
   /* Client thread. */
   gulong sync_handler;
@@ -120,6 +133,7 @@ monotonic_ms (gpointer data)
 /* Processing (worker) */
 
 static void process (MrtcOlmSlotKey *sk);
+static void note_event_ts (MrtcOlmSlotKey *sk, JsonObject *event);
 
 static gboolean
 on_timer (gpointer data)
@@ -202,6 +216,7 @@ fetch_key_event (MrtcOlmSlotKey *sk, const gchar *event_id)
     g_hash_table_remove_all (sk->envelopes);
   g_hash_table_replace (
       sk->envelopes, g_strdup (event_id), json_object_ref (event));
+  note_event_ts (sk, event);
   g_debug ("fetched key event %s of %s: handing it to the machine", event_id,
       sk->room_id);
   mrtc_olm_machine_feed_room_event (sk->machine, sk->room_id, event);
@@ -367,10 +382,84 @@ process (MrtcOlmSlotKey *sk)
  * index before the slot names it, so that members whose sync lags behind
  * the sender's switch lose nothing. */
 static void
-announce_known (MrtcOlmSlotKey *sk, const gchar *event_id, const guint8 *key)
+note_event_ts (MrtcOlmSlotKey *sk, JsonObject *event)
 {
-  g_autoptr (GBytes) bytes = g_bytes_new (key, MRTC_OLM_SLOT_KEY_LEN);
+  const gchar *id = mrtc_olm_json_get_string (event, "event_id");
+  JsonNode *n = event != NULL
+                    ? json_object_get_member (event, "origin_server_ts")
+                    : NULL;
+  gint64 *ts;
 
+  if (id == NULL || n == NULL || !JSON_NODE_HOLDS_VALUE (n)
+      || json_node_get_value_type (n) != G_TYPE_INT64)
+    return;
+  if (g_hash_table_size (sk->event_ts) >= MAX_EVENT_TS)
+    g_hash_table_remove_all (sk->event_ts);
+  ts = g_new (gint64, 1);
+  *ts = json_node_get_int (n);
+  g_hash_table_replace (sk->event_ts, g_strdup (id), ts);
+}
+
+/* Whether @user_id may change the slot event (worker; the room state is
+ * read at most every STATE_CACHE_US). */
+static gboolean
+sender_may_set_slot (MrtcOlmSlotKey *sk, const gchar *user_id)
+{
+  const gchar *type = mrtc_olm_slot_key_schedule_get_slot_type (sk->schedule);
+  gint64 now = g_get_monotonic_time ();
+
+  if (user_id == NULL)
+    return FALSE;
+  if (sk->state_cache == NULL || now - sk->state_cache_at > STATE_CACHE_US) {
+    g_autoptr (GError) error = NULL;
+    JsonArray *state
+        = mrtc_client_get_room_state (sk->client, sk->room_id, &error);
+
+    if (state == NULL) {
+      g_message ("cannot read the power levels of %s: %s", sk->room_id,
+          error->message);
+      return FALSE;
+    }
+    g_clear_pointer (&sk->state_cache, json_array_unref);
+    sk->state_cache = state;
+    sk->state_cache_at = now;
+  }
+  return mrtc_olm_slot_key_can_send_state (
+      sk->state_cache, user_id, type != NULL ? type : MRTC_OLM_SLOT_EVENT_TYPE);
+}
+
+/* Announces a key event's key ahead of the slot naming it, only when it
+ * may become the slot's key: sent by someone allowed to change the slot
+ * event (@sender; NULL: our own rotation) and newer than the key event the
+ * slot names now. Anyone in the room can send a key event; only these
+ * reach the decryptors early. */
+static void
+announce_known (MrtcOlmSlotKey *sk, const gchar *event_id, const guint8 *key,
+    const gchar *sender)
+{
+  const gchar *ref = mrtc_olm_slot_key_schedule_get_reference (sk->schedule);
+  g_autoptr (GBytes) bytes = NULL;
+
+  if (g_strcmp0 (ref, event_id) == 0)
+    return; /* named already: key-changed */
+  if (sender != NULL) {
+    gint64 *ts = g_hash_table_lookup (sk->event_ts, event_id);
+    gint64 *ref_ts
+        = ref != NULL ? g_hash_table_lookup (sk->event_ts, ref) : NULL;
+
+    if (ref_ts != NULL && (ts == NULL || *ts <= *ref_ts)) {
+      g_debug ("key event %s is not newer than %s: not installed ahead",
+          event_id, ref);
+      return;
+    }
+    if (!sender_may_set_slot (sk, sender)) {
+      g_debug ("key event %s from %s, who may not change the slot: not "
+               "installed ahead",
+          event_id, sender);
+      return;
+    }
+  }
+  bytes = g_bytes_new (key, MRTC_OLM_SLOT_KEY_LEN);
   g_signal_emit (sk, signals[SIGNAL_KEY_KNOWN], 0,
       mrtc_olm_slot_key_index_for_event (event_id), bytes, event_id);
 }
@@ -394,6 +483,7 @@ on_room_event (MrtcOlmMachine *machine, const gchar *room_id, JsonObject *event,
   if (sk->stopped || g_strcmp0 (room_id, sk->room_id) != 0
       || !is_key_event_type (mrtc_olm_json_get_string (event, "type")))
     return;
+  note_event_ts (sk, event);
   if (!mrtc_olm_slot_key_content_parse (
           mrtc_olm_json_get_object (event, "content"), key, &error)
       || !mrtc_olm_slot_key_schedule_add_key (
@@ -407,7 +497,8 @@ on_room_event (MrtcOlmMachine *machine, const gchar *room_id, JsonObject *event,
           sk->schedule, event_id, error->message);
   } else {
     g_debug ("decrypted shared key event %s in %s", event_id, room_id);
-    announce_known (sk, event_id, key);
+    announce_known (
+        sk, event_id, key, mrtc_olm_json_get_string (event, "sender"));
   }
   mrtc_olm_wipe (key, sizeof (key));
   process (sk);
@@ -459,7 +550,8 @@ on_decrypted (MrtcOlmMachine *machine, gpointer data, gpointer user_data)
   } else {
     g_debug ("got the key of %s from %s %s", event_id, d->sender,
         d->sender_device->device_id);
-    announce_known (sk, event_id, key);
+    note_event_ts (sk, envelope);
+    announce_known (sk, event_id, key, d->sender);
   }
   mrtc_olm_wipe (key, sizeof (key));
   process (sk);
@@ -835,7 +927,31 @@ mrtc_olm_slot_key_set_grace (MrtcOlmSlotKey *sk, gint64 grace_ms)
 {
   SetArgs s = { sk, grace_ms, 0 };
 
+  g_mutex_lock (&sk->lock);
+  sk->grace_ms = grace_ms;
+  g_mutex_unlock (&sk->lock);
   mrtc_olm_machine_run_sync (sk->machine, set_grace_job, &s);
+}
+
+/* The grace period in force (ms). */
+gint64
+mrtc_olm_slot_key_get_grace (MrtcOlmSlotKey *sk)
+{
+  gint64 grace;
+
+  g_mutex_lock (&sk->lock);
+  grace = sk->grace_ms;
+  g_mutex_unlock (&sk->lock);
+  return grace;
+}
+
+/* The key event the slot names now (worker thread only: from the
+ * key-changed, key-known, key-status handlers or a source on the
+ * machine's context). */
+gchar *
+mrtc_olm_slot_key_dup_reference (MrtcOlmSlotKey *sk)
+{
+  return g_strdup (mrtc_olm_slot_key_schedule_get_reference (sk->schedule));
 }
 
 /* Key request back-off (default 500 ms doubling up to 30 s). */
@@ -925,13 +1041,18 @@ mrtc_olm_slot_key_start (MrtcOlmSlotKey *sk, GError **error)
   g_autoptr (JsonArray) events = NULL;
   guint i;
 
-  if (sk->started) {
+  /* Under the rotation lock: a stop() at the same time either sees us
+   * started (and disconnects) or makes us refuse. */
+  g_mutex_lock (&sk->rotate_lock);
+  if (sk->started || g_atomic_int_get (&sk->stopping)) {
+    g_mutex_unlock (&sk->rotate_lock);
     g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_STATE,
-        "already started");
+        sk->started ? "already started" : "stopped");
     return FALSE;
   }
   sk->started = TRUE;
   run_on_client (sk, connect_sync_cb);
+  g_mutex_unlock (&sk->rotate_lock);
   state = mrtc_client_get_room_state (sk->client, sk->room_id, error);
   if (state == NULL)
     return FALSE;
@@ -980,7 +1101,7 @@ record_job (gpointer data)
       sk->schedule, r->event_id, r->key, MRTC_OLM_SLOT_KEY_LEN, r->error);
   if (!r->ok)
     return G_SOURCE_REMOVE;
-  announce_known (sk, r->event_id, r->key);
+  announce_known (sk, r->event_id, r->key, NULL);
   o = g_new0 (OwnEvent, 1);
   o->event_id = g_strdup (r->event_id);
   o->session_id = g_strdup (r->session_id);
@@ -1097,10 +1218,13 @@ mrtc_olm_slot_key_rotate (MrtcOlmSlotKey *sk, GError **error)
   g_autofree gchar *event_id = NULL;
   g_autofree gchar *sent = NULL;
   guint8 key[MRTC_OLM_SLOT_KEY_LEN];
+  g_autoptr (GMutexLocker) rotating = NULL;
   GError *local = NULL;
   guint attempt;
 
-  if (!sk->started || sk->stopped) {
+  /* Held through the rotation: stop() waits for it. */
+  rotating = g_mutex_locker_new (&sk->rotate_lock);
+  if (!sk->started || g_atomic_int_get (&sk->stopping)) {
     g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_STATE,
         "the slot key is not started");
     return NULL;
@@ -1113,6 +1237,14 @@ mrtc_olm_slot_key_rotate (MrtcOlmSlotKey *sk, GError **error)
         MRTC_OLM_SLOT_KEY_ERROR_NO_SLOT,
         "cannot rotate the key of slot %s in %s: there is no slot event "
         "(open the slot first)",
+        sk->slot_id, sk->room_id);
+    return NULL;
+  }
+  if (mrtc_slot_parse (slot_content, sk->slot_id) != MRTC_SLOT_OPEN) {
+    g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR,
+        MRTC_OLM_SLOT_KEY_ERROR_NO_SLOT,
+        "cannot rotate the key of slot %s in %s: the slot is closed (open "
+        "it first)",
         sk->slot_id, sk->room_id);
     return NULL;
   }
@@ -1147,6 +1279,11 @@ mrtc_olm_slot_key_rotate (MrtcOlmSlotKey *sk, GError **error)
     g_autofree gchar *session_id = NULL;
     RecordArgs r = { sk, NULL, NULL, key, FALSE, error, FALSE };
 
+    if (g_atomic_int_get (&sk->stopping)) {
+      g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR,
+          MRTC_OLM_SLOT_KEY_ERROR_STATE, "stopped during the rotation");
+      goto fail;
+    }
     mrtc_olm_random_bytes (key, sizeof (key));
     g_free (event_id);
     event_id = send_key_event (sk, key, &session_id, error);
@@ -1172,6 +1309,12 @@ mrtc_olm_slot_key_rotate (MrtcOlmSlotKey *sk, GError **error)
   }
   mrtc_olm_wipe (key, sizeof (key));
 
+  /* Never after we left: the slot would name a key nobody answers for. */
+  if (g_atomic_int_get (&sk->stopping)) {
+    g_set_error (error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_STATE,
+        "stopped during the rotation: the slot was not updated");
+    return NULL;
+  }
   new_content = mrtc_olm_slot_key_reference_set (slot_content, event_id, error);
   if (new_content == NULL)
     return NULL;
@@ -1250,9 +1393,18 @@ stop_job (gpointer data)
 void
 mrtc_olm_slot_key_stop (MrtcOlmSlotKey *sk)
 {
-  if (sk->machine == NULL || sk->stopped)
+  gboolean started;
+
+  /* Once (sk->stopped is the worker's). A rotation in flight sees this
+   * before its next request and ends before we go on (it never updates
+   * the slot after we stopped). */
+  if (sk->machine == NULL
+      || !g_atomic_int_compare_and_exchange (&sk->stopping, FALSE, TRUE))
     return;
-  if (sk->started)
+  g_mutex_lock (&sk->rotate_lock);
+  started = sk->started;
+  g_mutex_unlock (&sk->rotate_lock);
+  if (started)
     run_on_client (sk, disconnect_sync_cb);
   mrtc_olm_machine_run_sync (sk->machine, stop_job, sk);
 }
@@ -1325,6 +1477,10 @@ mrtc_olm_slot_key_init (MrtcOlmSlotKey *sk)
   sk->superseded
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   sk->status = MRTC_OLM_SLOT_KEY_STATUS_NO_KEY;
+  sk->event_ts
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_mutex_init (&sk->rotate_lock);
+  sk->grace_ms = MRTC_OLM_SLOT_KEY_DEFAULT_GRACE_MS;
 }
 
 static void
@@ -1351,6 +1507,9 @@ mrtc_olm_slot_key_finalize (GObject *object)
   g_free (sk->status_message);
   g_free (sk->fetched_for);
   g_hash_table_unref (sk->superseded);
+  g_hash_table_unref (sk->event_ts);
+  g_clear_pointer (&sk->state_cache, json_array_unref);
+  g_mutex_clear (&sk->rotate_lock);
   g_free (sk->slot_event_id[0]);
   g_free (sk->slot_event_id[1]);
   g_clear_object (&sk->machine);

@@ -60,9 +60,11 @@ typedef enum
  * on the machine's worker thread:
  *   key-changed (guint index, GBytes *key, const gchar *event_id): use
  *     @key at @index for sending and receiving from now on;
- *   key-known (guint index, GBytes *key, const gchar *event_id): a key
- *     event's key was learned, named by the slot or not yet: receivers may
- *     accept frames at @index (never send with it before key-changed);
+ *   key-known (guint index, GBytes *key, const gchar *event_id): the key
+ *     of a key event the slot does not name yet, sent by a user allowed to
+ *     change the slot event and newer than the one named (or by our own
+ *     rotation): receivers may accept frames at @index for a grace period
+ *     (never send with it before key-changed);
  *   key-expired (guint index, const gchar *event_id): the previous key's
  *     grace period is over;
  *   key-status (guint status, const gchar *event_id, const gchar *message):
@@ -77,6 +79,9 @@ G_DECLARE_FINAL_TYPE (
 MrtcOlmSlotKey *mrtc_olm_slot_key_new (
     MrtcOlmMachine *machine, const gchar *room_id, const gchar *slot_id);
 void mrtc_olm_slot_key_set_grace (MrtcOlmSlotKey *slot_key, gint64 grace_ms);
+gint64 mrtc_olm_slot_key_get_grace (MrtcOlmSlotKey *slot_key);
+/* Worker thread only (the signal handlers). */
+gchar *mrtc_olm_slot_key_dup_reference (MrtcOlmSlotKey *slot_key);
 void mrtc_olm_slot_key_set_request_backoff (
     MrtcOlmSlotKey *slot_key, gint64 initial_ms, gint64 max_ms);
 

@@ -183,8 +183,8 @@ mrtc_olm_slot_key_reference_parse (
  * @error: return location for an error
  *
  * Returns: (transfer full) (nullable): a copy of @slot_content whose
- *   application names @event_id, or %NULL when the slot has no application
- *   object (it is not open).
+ *   application names @event_id, or %NULL when the slot is not open (no
+ *   application object, or a "status" other than "open").
  */
 JsonObject *
 mrtc_olm_slot_key_reference_set (
@@ -205,6 +205,14 @@ mrtc_olm_slot_key_reference_set (
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node)) {
     g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
         "the slot has no application (it is not open): open it first");
+    return NULL;
+  }
+  /* A closed slot ("status" other than "open") names no key. */
+  if (json_object_has_member (slot_content, "status")
+      && g_strcmp0 (mrtc_olm_json_get_string (slot_content, "status"), "open")
+             != 0) {
+    g_set_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID,
+        "the slot is closed: open it first");
     return NULL;
   }
   {

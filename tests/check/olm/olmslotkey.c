@@ -208,6 +208,23 @@ GST_START_TEST (test_reference)
     g_assert_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID);
     g_clear_error (&error);
   }
+  /* Nor one closed with its application kept, or of another status. */
+  {
+    const gchar *closed[] = {
+      "{\"status\":\"closed\",\"application\":{\"type\":\"m.call\"}}",
+      "{\"status\":\"x.paused\",\"application\":{\"type\":\"m.call\"}}",
+      "{\"status\":7,\"application\":{\"type\":\"m.call\"}}",
+    };
+
+    for (i = 0; i < G_N_ELEMENTS (closed); i++) {
+      g_autoptr (JsonObject) c = parse (closed[i]);
+
+      fail_unless (mrtc_olm_slot_key_reference_set (c, "$x", &error) == NULL,
+          "%s", closed[i]);
+      g_assert_error (error, MRTC_OLM_ERROR, MRTC_OLM_ERROR_INVALID);
+      g_clear_error (&error);
+    }
+  }
   /* Index: deterministic, 0..255. */
   fail_unless_equals_int (mrtc_olm_slot_key_index_for_event ("$abc"),
       mrtc_olm_slot_key_index_for_event ("$abc"));

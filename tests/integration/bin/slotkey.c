@@ -32,6 +32,8 @@
 #include <gst/check/gstcheck.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "callutil.h"
@@ -966,18 +968,203 @@ GST_START_TEST (test_unencrypted_room_refused)
 
 GST_END_TEST;
 
-/* The process's shared DTLS certificate exists before any call element
- * starts: the call elements warm it up on a detached thread, which must
- * not still be generating it when a short test's process exits (OpenSSL
- * is torn down under it then). */
-static void
-make_dtls_certificate (void)
+/* The key event's sender is gone before anyone else joined: its Megolm
+ * session is nowhere to be had (key requests are answered only by the run
+ * that sent it; without crypto-store every run is a new device). A
+ * moderator who waited past the bound replaces the key, and media flows
+ * between the moderator and a member who joined with it. */
+GST_START_TEST (test_lost_key_replaced)
 {
-  GstElement *dtls = gst_element_factory_make ("dtlsdec", NULL);
+  SlotPeer *a = slot_peer_new ("matrixrtcbin", "lost-a", TRUE);
+  SlotPeer *b = slot_peer_new ("matrixrtcbin", "lost-b", TRUE);
+  SlotPeer *c = slot_peer_new ("matrixrtcbin", "lost-c", TRUE);
+  SlotPeer *alone[] = { a, NULL };
+  SlotPeer *later[] = { b, c, NULL };
+  const gchar *mods[] = { a->cp->user_id, b->cp->user_id, NULL };
+  g_autofree gchar *owner_token = NULL;
+  g_autofree gchar *room = create_slot_room_full (mods, TRUE, &owner_token);
+  g_autofree gchar *lost = NULL, *named = NULL, *b_key = NULL;
+  g_autofree gchar *waiting = NULL;
+  gint64 t0, t_media;
+  guint i;
 
-  if (dtls != NULL)
-    gst_object_unref (gst_object_ref_sink (dtls));
+  slot_peer_start (a, room);
+  SLOT_WAIT (uses_key (a, NULL), 60, alone);
+  fail_unless (uses_key (a, NULL), "the first moderator set no key");
+  lost = stats_string (a, "slot-key-event-id");
+  slot_peer_free (a);
+
+  t0 = g_get_monotonic_time ();
+  for (i = 0; later[i] != NULL; i++)
+    slot_peer_start (later[i], room);
+  SLOT_WAIT (sees (b, c, 15) && sees (c, b, 15), 60, later);
+  t_media = g_get_monotonic_time ();
+  b_key = stats_string (b, "slot-key-event-id");
+  named = slot_key_in_state (room, owner_token);
+  g_print ("lost key %s replaced by %s; media both ways %" G_GINT64_FORMAT
+           " ms after the joins\n",
+      lost, GST_STR_NULL (b_key), (t_media - t0) / 1000);
+  fail_unless (sees (b, c, 15) && sees (c, b, 15),
+      "no media after the lost key (b sees c: %d, c sees b: %d)",
+      call_peer_counts (b->cp, c->cp->user_id).video_good,
+      call_peer_counts (c->cp, b->cp->user_id).video_good);
+  fail_unless (b_key != NULL && g_strcmp0 (b_key, lost) != 0);
+  fail_unless_equals_string (named, b_key);
+  /* they waited for the lost key first, and said so */
+  waiting = g_strdup_printf ("waiting %s", lost);
+  fail_unless (has_status (b, waiting) && has_status (c, waiting));
+  /* the bound (15 s) plus a join and a rotation */
+  fail_unless ((t_media - t0) / G_USEC_PER_SEC < 40);
+
+  for (i = 0; later[i] != NULL; i++)
+    slot_peer_free (later[i]);
 }
+
+GST_END_TEST;
+
+/* Frames the encryptors of @p encrypted in all. */
+static guint64
+encrypted_frames (SlotPeer *p)
+{
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (p->cp->call));
+  GValue item = G_VALUE_INIT;
+  guint64 total = 0;
+
+  while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = g_value_get_object (&item);
+    GstElementFactory *f = gst_element_get_factory (e);
+    GstStructure *st = NULL;
+    guint64 frames = 0;
+
+    if (f != NULL && g_str_equal (GST_OBJECT_NAME (f), "matrixrtcframeenc")) {
+      g_object_get (e, "stats", &st, NULL);
+      gst_structure_get_uint64 (st, "frames", &frames);
+      gst_structure_free (st);
+      total += frames;
+    }
+    g_value_reset (&item);
+  }
+  gst_iterator_free (it);
+  return total;
+}
+
+static guint
+stats_uint (SlotPeer *p, const gchar *field)
+{
+  GstStructure *stats = NULL;
+  guint value = 0;
+
+  g_object_get (p->cp->call, "stats", &stats, NULL);
+  gst_structure_get_uint (stats, field, &value);
+  gst_structure_free (stats);
+  return value;
+}
+
+/* The slot names a key event nobody can have (the room's owner points it
+ * at an event that does not exist): past the grace period the members stop
+ * sending with the retired key (the receivers forgot it then), their
+ * encryptors drop instead; the moderator in the call replaces the key
+ * after its bound and media flows again. */
+GST_START_TEST (test_retired_key_not_sent)
+{
+  SlotPeer *a = slot_peer_new ("matrixrtcbin", "retire-a", TRUE);
+  SlotPeer *c = slot_peer_new ("matrixrtcbin", "retire-c", TRUE);
+  SlotPeer *peers[] = { a, c, NULL };
+  const gchar *mods[] = { a->cp->user_id, NULL };
+  g_autofree gchar *owner_token = NULL;
+  g_autofree gchar *room = create_slot_room_full (mods, TRUE, &owner_token);
+  g_autofree gchar *first = NULL, *path = NULL, *escaped = NULL;
+  g_autoptr (JsonObject) sent = NULL;
+  const gchar *bogus = "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  guint64 before, after;
+  gint base_ca;
+  guint i;
+
+  for (i = 0; peers[i] != NULL; i++)
+    slot_peer_start (peers[i], room);
+  SLOT_WAIT (sees (a, c, 15) && sees (c, a, 15), 60, peers);
+  fail_unless (sees (a, c, 15) && sees (c, a, 15), "no media at the start");
+  first = stats_string (c, "slot-key-event-id");
+
+  escaped = g_uri_escape_string (room, NULL, FALSE);
+  path = g_strdup_printf ("/_matrix/client/v3/rooms/%s/state/"
+                          "org.matrix.msc4143.rtc.slot/m.call%%23ROOM",
+      escaped);
+  {
+    g_autofree gchar *body = g_strdup_printf (
+        "{\"status\":\"open\",\"application\":{\"type\":\"m.call\","
+        "\"m.shared_key_event\":\"%s\"}}",
+        bogus);
+
+    sent = hs_call ("PUT", path, owner_token, body);
+  }
+  /* the grace period is 10 s */
+  SLOT_WAIT (stats_uint (c, "slot-key-retired") >= 1, 14, peers);
+  fail_unless (stats_uint (c, "slot-key-retired") >= 1,
+      "c did not retire the key the slot no longer names");
+  before = encrypted_frames (c);
+  SLOT_WAIT (FALSE, 1, peers);
+  after = encrypted_frames (c);
+  g_print ("retired key: c encrypted %" G_GUINT64_FORMAT
+           " frames in the second after\n",
+      after - before);
+  /* (a frame in flight at most) */
+  fail_unless (after - before <= 2, "c still sends with the retired key");
+
+  /* a replaces the key it cannot have (15 s bound) */
+  base_ca = call_peer_counts (c->cp, a->cp->user_id).video_good;
+  SLOT_WAIT (!uses_key (c, first) && uses_key (c, NULL)
+                 && call_peer_counts (c->cp, a->cp->user_id).video_good
+                        >= base_ca + 15,
+      40, peers);
+  fail_unless (
+      call_peer_counts (c->cp, a->cp->user_id).video_good >= base_ca + 15,
+      "no media after the replacement");
+  fail_unless (encrypted_frames (c) > after + 15, "c does not send again");
+
+  for (i = 0; peers[i] != NULL; i++)
+    slot_peer_free (peers[i]);
+}
+
+GST_END_TEST;
+
+/* A track the SFU says is unencrypted (here: a member publishing with
+ * e2ee-mode=none, as a malicious SFU would mark any track) in an encrypted
+ * call: it goes through the decryptor anyway, which drops and counts its
+ * clear frames; nothing of it is shown as the member's media. */
+GST_START_TEST (test_clear_track_dropped)
+{
+  SlotPeer *a = slot_peer_new ("matrixrtcbin", "clear-a", TRUE);
+  SlotPeer *m = slot_peer_new ("matrixrtcbin", "clear-m", TRUE);
+  SlotPeer *peers[] = { a, m, NULL };
+  const gchar *mods[] = { a->cp->user_id, NULL };
+  g_autofree gchar *room = create_slot_room (mods);
+  MemberCounts am;
+  Drops d;
+  guint i;
+
+  gst_util_set_object_arg (G_OBJECT (m->cp->call), "e2ee-mode", "none");
+  for (i = 0; peers[i] != NULL; i++)
+    slot_peer_start (peers[i], room);
+  SLOT_WAIT (drops_from (a, m->cp->user_id).video >= 20
+                 && drops_from (a, m->cp->user_id).audio >= 20,
+      60, peers);
+  d = drops_from (a, m->cp->user_id);
+  am = call_peer_counts (a->cp, m->cp->user_id);
+  g_print ("clear track: a's decryptors dropped %" G_GUINT64_FORMAT
+           " video and %" G_GUINT64_FORMAT " audio frames of m; a decoded "
+           "%d video frames, %d audio buffers of m\n",
+      d.video, d.audio, am.video_frames, am.audio_buffers);
+  fail_unless (d.video >= 20 && d.audio >= 20,
+      "m's clear tracks did not reach a decryptor");
+  fail_unless_equals_int (am.video_frames, 0);
+  fail_unless_equals_int (am.audio_buffers, 0);
+
+  for (i = 0; peers[i] != NULL; i++)
+    slot_peer_free (peers[i]);
+}
+
+GST_END_TEST;
 
 static Suite *
 slotkey_suite (void)
@@ -989,13 +1176,15 @@ slotkey_suite (void)
   if (!stack_env_load (&error))
     g_error ("the local stack is not up: %s", error->message);
   tcase_set_timeout (tc, 120);
-  tcase_add_checked_fixture (tc, make_dtls_certificate, NULL);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_three_members);
   tcase_add_test (tc, test_rotation_mid_call);
   tcase_add_test (tc, test_concurrent_rotation);
   tcase_add_test (tc, test_late_joiner);
   tcase_add_test (tc, test_no_key_no_media);
+  tcase_add_test (tc, test_lost_key_replaced);
+  tcase_add_test (tc, test_retired_key_not_sent);
+  tcase_add_test (tc, test_clear_track_dropped);
   tcase_add_test (tc, test_unencrypted_room_refused);
   return s;
 }

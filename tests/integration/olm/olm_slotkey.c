@@ -53,6 +53,7 @@ typedef struct
   GAsyncQueue *changes;  /* KeyChange */
   GAsyncQueue *statuses; /* gchar * message */
   GAsyncQueue *expired;  /* gchar * event id */
+  GAsyncQueue *known;    /* gchar * event id (key-known) */
 } Participant;
 
 static void
@@ -90,6 +91,18 @@ on_key_expired (
   g_async_queue_push (p->expired, g_strdup (event_id));
 }
 
+static void
+on_key_known (MrtcOlmSlotKey *sk, guint index, GBytes *key,
+    const gchar *event_id, gpointer data)
+{
+  Participant *p = data;
+
+  g_mutex_lock (&secrets_lock);
+  g_ptr_array_add (secrets, g_bytes_ref (key));
+  g_mutex_unlock (&secrets_lock);
+  g_async_queue_push (p->known, g_strdup (event_id));
+}
+
 static Participant *
 participant_new (const gchar *prefix)
 {
@@ -99,6 +112,7 @@ participant_new (const gchar *prefix)
   p->changes = g_async_queue_new_full ((GDestroyNotify)key_change_free);
   p->statuses = g_async_queue_new_full (g_free);
   p->expired = g_async_queue_new_full (g_free);
+  p->known = g_async_queue_new_full (g_free);
   return p;
 }
 
@@ -112,6 +126,7 @@ participant_start (Participant *p, const gchar *room_id)
   g_signal_connect (p->sk, "key-changed", G_CALLBACK (on_key_changed), p);
   g_signal_connect (p->sk, "key-status", G_CALLBACK (on_key_status), p);
   g_signal_connect (p->sk, "key-expired", G_CALLBACK (on_key_expired), p);
+  g_signal_connect (p->sk, "key-known", G_CALLBACK (on_key_known), p);
   g_assert_true (mrtc_olm_slot_key_start (p->sk, &error));
   g_assert_no_error (error);
 }
@@ -127,6 +142,7 @@ participant_free (Participant *p)
   g_async_queue_unref (p->changes);
   g_async_queue_unref (p->statuses);
   g_async_queue_unref (p->expired);
+  g_async_queue_unref (p->known);
   g_free (p);
 }
 
@@ -545,6 +561,7 @@ test_non_moderator (void)
       error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_PERMISSION);
   g_test_message ("%s", error->message);
   g_assert_nonnull (strstr (error->message, "lacks the power level"));
+  g_clear_error (&error);
 
   /* Nothing changed: same slot, no new key anywhere. */
   after = slot_text (a, room);
@@ -557,6 +574,68 @@ test_non_moderator (void)
     g_assert_null (c);
     key = mrtc_olm_slot_key_get_current (all[i]->sk, NULL, &id);
     g_assert_cmpstr (id, ==, e1);
+  }
+
+  /* A member's own key event (Megolm-encrypted, as a moderator's): the
+   * others decrypt it but never install it ahead of the slot (only users
+   * who may change the slot can name a key). */
+  {
+    guint8 bytes[MRTC_OLM_SLOT_KEY_LEN];
+    g_autoptr (JsonObject) content = NULL;
+    g_autoptr (JsonObject) encrypted = NULL;
+    g_autofree gchar *rogue = NULL;
+    gchar *known;
+    gint64 end;
+
+    memset (bytes, 0x3c, sizeof (bytes));
+    content = mrtc_olm_slot_key_content_build (bytes);
+    encrypted = mrtc_olm_machine_encrypt_room_event (
+        b->peer->machine, room, MRTC_OLM_SLOT_KEY_EVENT_TYPE, content, &error);
+    g_assert_no_error (error);
+    rogue = mrtc_client_send_event (
+        b->peer->client, room, "m.room.encrypted", encrypted, -1, -1, &error);
+    g_assert_no_error (error);
+    end = g_get_monotonic_time () + WAIT_US;
+    while (!olm_test_logs_contain ("who may not change the slot")
+           && g_get_monotonic_time () < end)
+      g_usleep (50 * 1000);
+    g_assert_true (olm_test_logs_contain ("who may not change the slot"));
+    while ((known = g_async_queue_try_pop (a->known)) != NULL) {
+      g_assert_cmpstr (known, !=, rogue);
+      g_free (known);
+    }
+  }
+
+  /* A closed slot names no key: rotating it is refused. */
+  {
+    g_autoptr (JsonObject) closed = mrtc_olm_json_object_from_string (
+        "{\"status\":\"closed\",\"application\":{\"type\":\"m.call\"}}", -1,
+        NULL);
+    g_autofree gchar *state_id = mrtc_client_send_state (a->peer->client, room,
+        MRTC_OLM_SLOT_EVENT_TYPE, "m.call#ROOM", closed, -1, &error);
+
+    g_assert_no_error (error);
+    event_id = mrtc_olm_slot_key_rotate (a->sk, &error);
+    g_assert_null (event_id);
+    g_assert_error (
+        error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_NO_SLOT);
+    g_test_message ("%s", error->message);
+    g_clear_error (&error);
+  }
+  /* Stopped (we left): a rotation sends nothing, and a second stop (the
+   * last reference's) is harmless. */
+  {
+    g_autofree gchar *slot_before = slot_text (a, room);
+    g_autofree gchar *slot_after = NULL;
+
+    mrtc_olm_slot_key_stop (a->sk);
+    event_id = mrtc_olm_slot_key_rotate (a->sk, &error);
+    g_assert_null (event_id);
+    g_assert_error (
+        error, MRTC_OLM_SLOT_KEY_ERROR, MRTC_OLM_SLOT_KEY_ERROR_STATE);
+    g_clear_error (&error);
+    slot_after = slot_text (a, room);
+    g_assert_cmpstr (slot_before, ==, slot_after);
   }
   for (i = 0; i < 2; i++)
     participant_free (all[i]);
