@@ -31,31 +31,7 @@
 static JsonObject *
 hs_request (const gchar *path, const gchar *token, const gchar *body)
 {
-  g_autofree gchar *url
-      = g_strconcat (stack_env_get ("MATRIXRTC_HS_URL"), path, NULL);
-  g_autoptr (SoupSession) session = soup_session_new ();
-  g_autoptr (SoupMessage) msg = soup_message_new ("POST", url);
-  g_autoptr (GBytes) bytes = g_bytes_new (body, strlen (body));
-  g_autoptr (GBytes) reply = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  JsonNode *root;
-
-  fail_unless (msg != NULL, "bad URL %s", url);
-  if (token != NULL) {
-    g_autofree gchar *auth = g_strdup_printf ("Bearer %s", token);
-    soup_message_headers_replace (
-        soup_message_get_request_headers (msg), "Authorization", auth);
-  }
-  soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
-  reply = soup_session_send_and_read (session, msg, NULL, &error);
-  fail_unless (reply != NULL, "%s: %s", path, error ? error->message : "?");
-  fail_unless_equals_int (soup_message_get_status (msg), 200);
-  fail_unless (json_parser_load_from_data (
-      parser, g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), NULL));
-  root = json_parser_get_root (parser);
-  fail_unless (root != NULL && JSON_NODE_HOLDS_OBJECT (root));
-  return json_object_ref (json_node_get_object (root));
+  return call_http_json ("POST", path, token, body, 200);
 }
 
 /* As call_create_room(), with m.room.encryption (Megolm) from the start. */

@@ -18,8 +18,8 @@
 #include "callutil.h"
 #include "stackenv.h"
 
-static JsonObject *
-http_json (const gchar *method, const gchar *path, const gchar *token,
+JsonObject *
+call_http_json (const gchar *method, const gchar *path, const gchar *token,
     const gchar *body, guint expect_status)
 {
   g_autofree gchar *url
@@ -65,7 +65,7 @@ call_register_user (const gchar *prefix, gchar **password)
 
   *password = g_strdup_printf ("pw-%08x%08x", g_random_int (), g_random_int ());
   nonce_reply
-      = http_json ("GET", "/_synapse/admin/v1/register", NULL, NULL, 200);
+      = call_http_json ("GET", "/_synapse/admin/v1/register", NULL, NULL, 200);
   nonce = json_object_get_string_member (nonce_reply, "nonce");
   hmac = g_hmac_new (G_CHECKSUM_SHA1, (const guchar *)secret, strlen (secret));
   g_hmac_update (hmac, (const guchar *)nonce, strlen (nonce));
@@ -78,7 +78,8 @@ call_register_user (const gchar *prefix, gchar **password)
   body = g_strdup_printf ("{\"nonce\":\"%s\",\"username\":\"%s\","
                           "\"password\":\"%s\",\"admin\":false,\"mac\":\"%s\"}",
       nonce, username, *password, g_hmac_get_string (hmac));
-  reply = http_json ("POST", "/_synapse/admin/v1/register", NULL, body, 200);
+  reply
+      = call_http_json ("POST", "/_synapse/admin/v1/register", NULL, body, 200);
   return g_strdup (json_object_get_string_member (reply, "user_id"));
 }
 
@@ -91,8 +92,8 @@ call_create_room (const gchar *user_id, const gchar *password)
       user_id, password);
   g_autoptr (JsonObject) login = NULL, room = NULL;
 
-  login = http_json ("POST", "/_matrix/client/v3/login", NULL, body, 200);
-  room = http_json ("POST", "/_matrix/client/v3/createRoom",
+  login = call_http_json ("POST", "/_matrix/client/v3/login", NULL, body, 200);
+  room = call_http_json ("POST", "/_matrix/client/v3/createRoom",
       json_object_get_string_member (login, "access_token"),
       /* as Element Call's rooms: members may write legacy memberships */
       "{\"preset\":\"public_chat\",\"power_level_content_override\":"

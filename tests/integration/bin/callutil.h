@@ -16,6 +16,7 @@
  * remote pads deliver (decoded frames showing the bars, audio buffers). */
 
 #include <gst/check/gstcheck.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -44,6 +45,11 @@ typedef struct
 } CallPeer;
 
 /* A fresh user (password in @password). */
+/* A JSON request to the homeserver (@path under MATRIXRTC_HS_URL, @token
+ * and @body optional): fails the test unless the status is @expect_status
+ * and the reply a JSON object, which it returns. */
+JsonObject *call_http_json (const gchar *method, const gchar *path,
+    const gchar *token, const gchar *body, guint expect_status);
 gchar *call_register_user (const gchar *prefix, gchar **password);
 /* A public room created by @user_id; returns its id. */
 gchar *call_create_room (const gchar *user_id, const gchar *password);
