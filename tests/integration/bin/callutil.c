@@ -17,6 +17,7 @@
 
 #include "callutil.h"
 #include "stackenv.h"
+#include "testpictures.h"
 
 JsonObject *
 call_http_json (const gchar *method, const gchar *path, const gchar *token,
@@ -125,45 +126,6 @@ call_peer_counts (CallPeer *peer, const gchar *user_id)
   return copy;
 }
 
-/* The colour bars of videotestsrc's SMPTE pattern (top two thirds), RGB. */
-static const guint8 smpte[7][3]
-    = { { 255, 255, 255 }, { 255, 255, 0 }, { 0, 255, 255 }, { 0, 255, 0 },
-        { 255, 0, 255 }, { 255, 0, 0 }, { 0, 0, 255 } };
-
-static gboolean
-frame_shows_bars (const guint8 *rgb, gsize size)
-{
-  guint stride = GST_ROUND_UP_4 (CALL_WIDTH * 3);
-  guint y = CALL_HEIGHT / 3, i, c;
-
-  if (size < (gsize)stride * CALL_HEIGHT)
-    return FALSE;
-  for (i = 0; i < 7; i++) {
-    guint x = (2 * i + 1) * CALL_WIDTH / 14;
-    const guint8 *px = rgb + y * stride + x * 3;
-    for (c = 0; c < 3; c++) {
-      if (ABS ((gint)px[c] - (gint)smpte[i][c]) > 48)
-        return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-/* The Node peers' picture: left half red, right half blue. */
-static gboolean
-frame_shows_split (const guint8 *rgb, gsize size)
-{
-  guint stride = GST_ROUND_UP_4 (CALL_WIDTH * 3);
-  const guint8 *l, *r;
-
-  if (size < (gsize)stride * CALL_HEIGHT)
-    return FALSE;
-  l = rgb + (CALL_HEIGHT / 2) * stride + (CALL_WIDTH / 4) * 3;
-  r = rgb + (CALL_HEIGHT / 2) * stride + (3 * CALL_WIDTH / 4) * 3;
-  return l[0] > 180 && l[1] < 70 && l[2] < 70 && r[0] < 70 && r[1] < 70
-         && r[2] > 180;
-}
-
 static gboolean
 frame_is_black (const guint8 *rgb, gsize size)
 {
@@ -199,9 +161,11 @@ video_handoff (GstElement *sink, GstBuffer *buffer, GstPad *pad, HandoffData *d)
   MemberCounts *c;
 
   if (gst_buffer_map (buffer, &map, GST_MAP_READ)) {
-    good = frame_shows_bars (map.data, map.size);
+    good
+        = test_picture_shows_bars (map.data, map.size, CALL_WIDTH, CALL_HEIGHT);
     black = frame_is_black (map.data, map.size);
-    split = frame_shows_split (map.data, map.size);
+    split = test_picture_shows_split (
+        map.data, map.size, CALL_WIDTH, CALL_HEIGHT);
     gst_buffer_unmap (buffer, &map);
   }
   g_mutex_lock (&d->peer->lock);

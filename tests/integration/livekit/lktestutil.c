@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lktestutil.h"
+#include "testpictures.h"
 
 gchar *
 lkt_random_room (const gchar *prefix)
@@ -34,45 +35,6 @@ lkt_make_connection (const gchar *name, const gchar *url, const gchar *key,
   return conn;
 }
 
-/* The colour bars of videotestsrc's SMPTE pattern (top two thirds), RGB. */
-static const guint8 smpte[7][3]
-    = { { 255, 255, 255 }, { 255, 255, 0 }, { 0, 255, 255 }, { 0, 255, 0 },
-        { 255, 0, 255 }, { 255, 0, 0 }, { 0, 0, 255 } };
-
-static gboolean
-frame_shows_bars (const guint8 *rgb, gsize size)
-{
-  guint stride = GST_ROUND_UP_4 (WIDTH * 3);
-  guint y = HEIGHT / 3, i, c;
-
-  if (size < (gsize)stride * HEIGHT)
-    return FALSE;
-  for (i = 0; i < 7; i++) {
-    guint x = (2 * i + 1) * WIDTH / 14;
-    const guint8 *px = rgb + y * stride + x * 3;
-    for (c = 0; c < 3; c++) {
-      if (ABS ((gint)px[c] - (gint)smpte[i][c]) > 48)
-        return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-/* The Node peer's picture: left half red, right half blue. */
-static gboolean
-frame_shows_split (const guint8 *rgb, gsize size)
-{
-  guint stride = GST_ROUND_UP_4 (WIDTH * 3);
-  const guint8 *l, *r;
-
-  if (size < (gsize)stride * HEIGHT)
-    return FALSE;
-  l = rgb + (HEIGHT / 2) * stride + (WIDTH / 4) * 3;
-  r = rgb + (HEIGHT / 2) * stride + (3 * WIDTH / 4) * 3;
-  return l[0] > 180 && l[1] < 70 && l[2] < 70 && r[0] < 70 && r[1] < 70
-         && r[2] > 180;
-}
-
 static void
 video_handoff (GstElement *sink, GstBuffer *buffer, GstPad *pad, Media *m)
 {
@@ -80,8 +42,9 @@ video_handoff (GstElement *sink, GstBuffer *buffer, GstPad *pad, Media *m)
   gint64 now = g_get_monotonic_time ();
 
   if (gst_buffer_map (buffer, &map, GST_MAP_READ)) {
-    if (m->split_pattern ? frame_shows_split (map.data, map.size)
-                         : frame_shows_bars (map.data, map.size))
+    if (m->split_pattern
+            ? test_picture_shows_split (map.data, map.size, WIDTH, HEIGHT)
+            : test_picture_shows_bars (map.data, map.size, WIDTH, HEIGHT))
       g_atomic_int_inc (&m->video_good);
     gst_buffer_unmap (buffer, &map);
   }
