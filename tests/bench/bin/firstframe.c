@@ -537,10 +537,7 @@ main (int argc, char **argv)
     return 1;
   }
   gst_check_init (NULL, NULL);
-  /* A known webrtcbin 1.22 warning when a stream has no RTX: not ours. */
-  gst_check_add_log_filter (NULL, G_LOG_LEVEL_WARNING,
-      g_regex_new ("jitter_buffer_set_retransmission", 0, 0, NULL), NULL, NULL,
-      NULL);
+  call_filter_known_warnings ();
   g_log_set_default_handler (glib_log, NULL);
   /* The milestones come from the log; --trace shows more of it. */
   gst_debug_set_active (TRUE);

@@ -587,10 +587,7 @@ main (int argc, char **argv)
     return run_publishers ();
   }
   gst_check_init (NULL, NULL);
-  /* A known webrtcbin 1.22 warning when a stream has no RTX: not ours. */
-  gst_check_add_log_filter (NULL, G_LOG_LEVEL_WARNING,
-      g_regex_new ("jitter_buffer_set_retransmission", 0, 0, NULL), NULL, NULL,
-      NULL);
+  call_filter_known_warnings ();
   suite = suite_create ("members");
   tc = tcase_create ("bench");
   tcase_set_timeout (tc, 20 * 60);

@@ -421,6 +421,8 @@ callbin_suite (void)
   TCase *tc = tcase_create ("general");
   GError *error = NULL;
 
+  call_filter_known_warnings ();
+
   if (!stack_env_load (&error))
     g_printerr ("%s\n", error->message);
   tcase_set_timeout (tc, 120);

@@ -53,6 +53,14 @@ call_http_json (const gchar *method, const gchar *path, const gchar *token,
   return json_object_ref (json_node_get_object (root));
 }
 
+void
+call_filter_known_warnings (void)
+{
+  gst_check_add_log_filter (NULL, G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING,
+      g_regex_new ("jitter_buffer_set_retransmission", 0, 0, NULL), NULL, NULL,
+      NULL);
+}
+
 gchar *
 call_register_user (const gchar *prefix, gchar **password)
 {

@@ -1147,6 +1147,8 @@ slotkey_suite (void)
   TCase *tc = tcase_create ("general");
   g_autoptr (GError) error = NULL;
 
+  call_filter_known_warnings ();
+
   if (!stack_env_load (&error))
     g_error ("the local stack is not up: %s", error->message);
   tcase_set_timeout (tc, 120);
